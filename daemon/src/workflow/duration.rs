@@ -81,7 +81,7 @@ impl Duration {
                 other => {
                     return Err(format!(
                         "`{other}` in `{trimmed}` is not a unit: use s, m, h, d or w (for example `{digits}{}`)",
-                        other.chars().next().unwrap_or('h')
+                        other.chars().next().filter(|c| "smhdw".contains(*c)).unwrap_or('h')
                     ));
                 }
             };

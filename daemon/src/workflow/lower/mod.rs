@@ -83,15 +83,43 @@ fn clean_yaml_message(err: &serde_saphyr::Error) -> String {
         Some(i) => &first[..i],
         None => first,
     };
+    let first = strip_position_prefix(first.trim_start_matches("error: "));
     let msg = first
-        .trim_start_matches("error: ")
         .replace("invalid type: ", "wrong type: ")
         .replace("unknown variant", "unknown value")
-        .replace("a span-aware newtype wrapper", "a value");
+        .replace("a span-aware newtype wrapper", "a value")
+        .replace("expected sequence start", "wrong type: expected a list here (lines starting with `- `)")
+        .replace("invalid u32", "wrong type: expected a whole number")
+        .replace("invalid u64", "wrong type: expected a whole number")
+        .replace(", set DuplicateKeyPolicy in Options if acceptable", ": a key may appear only once in a map")
+        .replace("expected mapping start", "wrong type: expected a map here (`key: value` lines)");
     if msg.is_empty() {
         "the file is not valid YAML".to_owned()
     } else {
-        msg
+        suggest_field(msg)
+    }
+}
+
+/// Drops a leading `line N column M: ` that serde-saphyr puts in messages.
+fn strip_position_prefix(msg: &str) -> &str {
+    let Some(rest) = msg.strip_prefix("line ") else { return msg };
+    match rest.find(": ") {
+        Some(i) if rest[..i].split(' ').all(|w| w == "column" || w.chars().all(|c| c.is_ascii_digit())) => &rest[i + 2..],
+        _ => msg,
+    }
+}
+
+/// Adds "did you mean" to serde's unknown-field message.
+fn suggest_field(msg: String) -> String {
+    let Some(rest) = msg.strip_prefix("unknown field `") else { return msg };
+    let Some((field, tail)) = rest.split_once('`') else { return msg };
+    let Some(list) = tail.strip_prefix(", expected one of ").or_else(|| tail.strip_prefix(", expected ")) else {
+        return msg;
+    };
+    let candidates: Vec<String> = list.split(", ").map(|c| c.trim_matches('`').to_owned()).collect();
+    match steps::closest(field, candidates.iter()) {
+        Some(c) => format!("unknown field `{field}` (did you mean `{c}`?); expected one of {}", candidates.join(", ")),
+        None => format!("unknown field `{field}`; expected one of {}", candidates.join(", ")),
     }
 }
 
@@ -181,7 +209,7 @@ impl Lowerer {
             let map = o
                 .value
                 .iter()
-                .map(|(k, v)| (k.clone(), self.value_tpl(v, &root)))
+                .map(|(k, v)| (k.clone(), self.value_tpl(v, &root, &format!("output `{k}`"))))
                 .collect();
             plan::ValueTpl::Map(map)
         });
@@ -259,34 +287,34 @@ impl Lowerer {
     }
 
     /// Lowers a JSON value whose strings are templates.
-    fn value_tpl(&mut self, v: &Sp<serde_json::Value>, scope: &Scope) -> plan::ValueTpl {
-        self.value_tpl_at(&v.value, v.loc, scope)
+    fn value_tpl(&mut self, v: &Sp<serde_json::Value>, scope: &Scope, what: &str) -> plan::ValueTpl {
+        self.value_tpl_at(&v.value, v.loc, scope, what)
     }
 
-    fn value_tpl_at(&mut self, v: &serde_json::Value, loc: Loc, scope: &Scope) -> plan::ValueTpl {
+    fn value_tpl_at(&mut self, v: &serde_json::Value, loc: Loc, scope: &Scope, what: &str) -> plan::ValueTpl {
         use serde_json::Value as J;
         match v {
             J::String(s) if s.contains("{{") || s.contains("{%") => {
                 let text = Sp::new(s.clone(), loc);
                 if let Some(inner) = super::template::strip_braces(s) {
                     let inner = Sp::new(inner.to_owned(), loc);
-                    match self.expression(&inner, scope, "value") {
+                    match self.expression(&inner, scope, what) {
                         Some(e) => plan::ValueTpl::Value(plan::ExprValue(e)),
                         None => plan::ValueTpl::Literal(J::Null),
                     }
                 } else {
-                    match self.template(&text, scope, "value") {
+                    match self.template(&text, scope, what) {
                         Some(t) => plan::ValueTpl::Text(t),
                         None => plan::ValueTpl::Literal(J::Null),
                     }
                 }
             }
             J::Array(items) if items.iter().any(has_template) => plan::ValueTpl::List(
-                items.iter().map(|i| self.value_tpl_at(i, loc, scope)).collect(),
+                items.iter().map(|i| self.value_tpl_at(i, loc, scope, what)).collect(),
             ),
             J::Object(map) if map.values().any(has_template) => plan::ValueTpl::Map(
                 map.iter()
-                    .map(|(k, i)| (k.clone(), self.value_tpl_at(i, loc, scope)))
+                    .map(|(k, i)| (k.clone(), self.value_tpl_at(i, loc, scope, &format!("{what}.{k}"))))
                     .collect(),
             ),
             other => plan::ValueTpl::Literal(other.clone()),
@@ -297,11 +325,12 @@ impl Lowerer {
         &mut self,
         map: &Sp<indexmap::IndexMap<String, Sp<serde_json::Value>>>,
         scope: &Scope,
+        what: &str,
     ) -> plan::ValueTpl {
         plan::ValueTpl::Map(
             map.value
                 .iter()
-                .map(|(k, v)| (k.clone(), self.value_tpl(v, scope)))
+                .map(|(k, v)| (k.clone(), self.value_tpl(v, scope, &format!("{what} `{k}`"))))
                 .collect(),
         )
     }
@@ -440,8 +469,11 @@ impl Lowerer {
             }
             let root = Scope::default();
             let c = &def.value;
-            let anchor = self.expression(&c.anchor, &root, &format!("clock `{name}` anchor"));
-            self.check_anchor(name, &c.anchor);
+            let anchor = if self.check_anchor(name, &c.anchor) {
+                self.expression(&c.anchor, &root, &format!("clock `{name}` anchor"))
+            } else {
+                None
+            };
             let when = c.when.as_ref().and_then(|w| self.expression(w, &root, &format!("clock `{name}` when")));
             let mut warn_before: Vec<Duration> = Vec::new();
             for w in &c.warn_before {
@@ -491,16 +523,26 @@ impl Lowerer {
     }
 
     /// A clock anchored on an input field needs that field, as a datetime.
-    fn check_anchor(&mut self, clock: &str, anchor: &Sp<String>) {
+    /// Returns false when it reported a problem.
+    fn check_anchor(&mut self, clock: &str, anchor: &Sp<String>) -> bool {
         let text = super::template::strip_braces(&anchor.value).unwrap_or(&anchor.value).trim();
-        let Some(field) = text.strip_prefix("input.") else { return };
+        let Some(field) = text.strip_prefix("input.") else { return true };
         if !is_identifier(field) {
-            return;
+            return true;
         }
         match self.input_fields.get(field) {
-            None => self.error(anchor.loc, format!("clock `{clock}` is anchored on `input.{field}`, which is not declared in `input`: declare it with `type: datetime`")),
-            Some(authored::FieldType::Datetime) => {}
-            Some(other) => self.error(anchor.loc, format!("clock `{clock}` is anchored on `input.{field}` of type {}: an anchor must be `type: datetime`", type_name(*other))),
+            None => {
+                let hint = steps::closest(field, self.input_fields.keys())
+                    .map(|c| format!(" (did you mean `input.{c}`?)"))
+                    .unwrap_or_default();
+                self.error(anchor.loc, format!("clock `{clock}` is anchored on `input.{field}`, which is not declared in `input`{hint}: the anchor must be a `type: datetime` input field"));
+                false
+            }
+            Some(authored::FieldType::Datetime) => true,
+            Some(other) => {
+                self.error(anchor.loc, format!("clock `{clock}` is anchored on `input.{field}` of type {}: an anchor must be `type: datetime`", type_name(*other)));
+                false
+            }
         }
     }
 }

@@ -311,7 +311,7 @@ impl Lowerer {
         if let Some(wf) = &s.workflow {
             self.sub_workflows.insert(wf.value.clone());
             let input = match &s.input {
-                Some(i) => self.value_map(i, scope),
+                Some(i) => self.value_map(i, scope, &format!("{what} input")),
                 None => plan::ValueTpl::Literal(serde_json::json!({})),
             };
             return Some(NodeKind::Workflow { id: wf.value.clone(), input });
@@ -322,7 +322,7 @@ impl Lowerer {
                 if !is_identifier(k) {
                     self.error(v.loc, format!("{what}: variable name `{k}` is not valid: use lower-case letters, digits and `_` (it is read as `vars.{k}`)"));
                 }
-                vars.push((k.clone(), self.value_tpl(v, scope)));
+                vars.push((k.clone(), self.value_tpl(v, scope, &format!("{what} `set.{k}`"))));
             }
             if vars.is_empty() {
                 self.error(set.loc, format!("{what}: `set` has no variables"));
@@ -373,7 +373,11 @@ impl Lowerer {
                 self.error(v.loc, format!("{what}: `{}` takes no argument `{k}`: its arguments are {}", call.value, all.join(", ")));
             }
         }
-        let args = plan::ValueTpl::Map(args.iter().map(|(k, v)| (k.clone(), self.value_tpl(v, scope))).collect());
+        let args = plan::ValueTpl::Map(
+            args.iter()
+                .map(|(k, v)| (k.clone(), self.value_tpl(v, scope, &format!("{what} argument `{k}`"))))
+                .collect(),
+        );
         Some(NodeKind::Call { role: role.name.to_owned(), action: action.name.to_owned(), args })
     }
 

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole test suite, as the README says: installs what it needs when it is
+# missing, then builds, lints and tests everything. Used by .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "toolchain targets"
+# RUSTUP_AUTO_INSTALL is off on these machines: add the plugin target ourselves.
+if ! rustup target list --installed | grep -qx wasm32-wasip2; then
+  rustup target add wasm32-wasip2
+fi
+
+step "format"
+cargo fmt --all -- --check
+
+step "build"
+cargo build --workspace --all-targets --locked
+
+step "lint"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "example workflows"
+cargo run --quiet --locked -- validate workflows/
+
+step "tests"
+cargo test --workspace --locked
