@@ -12,4 +12,5 @@
 //! invariants.
 
 pub mod cli;
+pub mod engine;
 pub mod workflow;
