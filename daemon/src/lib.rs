@@ -13,4 +13,5 @@
 
 pub mod cli;
 pub mod engine;
+pub mod store;
 pub mod workflow;

@@ -1,0 +1,252 @@
+//! The sled implementation of the store traits.
+//!
+//! One tree, one atomic batch per group commit, one `flush_async` per group.
+//! sled's background flush runs every 500 ms; we never rely on it: a commit
+//! returns only after its own flush.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use super::chain::Entry;
+use super::keys;
+use super::{Commit, Definitions, Instances, OutboxItem, Result, SCHEMA_VERSION, StoreError, Stored, Tasks, Timers};
+use crate::engine::{Instance, Ts};
+
+/// Store settings.
+#[derive(Debug, Clone)]
+pub struct StoreConfig {
+    /// sled's page cache, in bytes.
+    pub cache_bytes: u64,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig { cache_bytes: 64 << 20 }
+    }
+}
+
+/// The sled-backed store.
+#[derive(Clone)]
+pub struct SledStore {
+    db: sled::Db,
+    tree: sled::Tree,
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in `dir`, checking the format version.
+    pub fn open(dir: &Path, config: &StoreConfig) -> Result<Self> {
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(config.cache_bytes)
+            .mode(sled::Mode::HighThroughput)
+            .open()?;
+        let tree = db.open_tree("vakt")?;
+        let store = SledStore { db, tree };
+        match store.tree.get(keys::meta("schema_version"))? {
+            None => {
+                store.tree.insert(keys::meta("schema_version"), &SCHEMA_VERSION.to_be_bytes())?;
+                store.db.flush()?;
+            }
+            Some(v) => {
+                let found = v.as_ref().try_into().map(u32::from_be_bytes).unwrap_or(0);
+                if found != SCHEMA_VERSION {
+                    return Err(StoreError::Version {
+                        found,
+                        expected: SCHEMA_VERSION,
+                        hint: "run the vakt version that wrote it, or migrate the directory",
+                    });
+                }
+            }
+        }
+        Ok(store)
+    }
+
+    /// Bytes on disk.
+    pub fn size_on_disk(&self) -> Result<u64> {
+        Ok(self.db.size_on_disk()?)
+    }
+
+    fn build_batch(&self, commits: &[Commit]) -> Result<(sled::Batch, Vec<[u8; 32]>)> {
+        let mut batch = sled::Batch::default();
+        let mut ends = Vec::with_capacity(commits.len());
+        for c in commits {
+            let inst = &c.after.instance;
+            let id = inst.id.as_str();
+            let mut prev = c.after.last_hash;
+            let first_seq = inst.seq - c.records.len() as u64 + 1;
+            for (i, (record, at)) in c.records.iter().enumerate() {
+                let e = Entry::link(prev, first_seq + i as u64, *at, record.clone());
+                prev = e.hash;
+                batch.insert(keys::history(id, e.seq), serde_json::to_vec(&e).expect("entries serialize"));
+            }
+            let stored = Stored { instance: inst.clone(), last_hash: prev };
+            batch.insert(keys::instance(id), serde_json::to_vec(&stored).expect("snapshots serialize"));
+            index_diff(&mut batch, c.before.as_ref(), inst);
+            for (i, action) in c.outbox.iter().enumerate() {
+                let key = inst.seq * 64 + i as u64;
+                let item = OutboxItem { instance: id.to_owned(), key, action: serde_json::to_value(action).expect("actions serialize") };
+                batch.insert(keys::outbox(id, key), serde_json::to_vec(&item).expect("outbox serializes"));
+            }
+            if let Some(k) = &c.start_key {
+                batch.insert(keys::start_key(k), id.as_bytes());
+            }
+            ends.push(prev);
+        }
+        Ok((batch, ends))
+    }
+}
+
+/// Updates the timer, task and workflow/status indexes from `before` to `after`.
+fn index_diff(batch: &mut sled::Batch, before: Option<&Instance>, after: &Instance) {
+    let timers = |i: Option<&Instance>| -> BTreeSet<(Ts, u32)> {
+        i.map(|i| i.timers.iter().map(|(id, t)| (t.due, *id)).collect()).unwrap_or_default()
+    };
+    let tasks = |i: Option<&Instance>| -> BTreeSet<(String, u32)> {
+        i.map(|i| {
+            i.tasks
+                .iter()
+                .filter(|(_, t)| t.open)
+                .flat_map(|(id, t)| t.assignees.iter().map(move |a| (a.clone(), *id)))
+                .collect()
+        })
+        .unwrap_or_default()
+    };
+    let id = after.id.as_str();
+    let (t0, t1) = (timers(before), timers(Some(after)));
+    for (due, t) in t0.difference(&t1) {
+        batch.remove(keys::timer(*due, id, *t));
+    }
+    for (due, t) in t1.difference(&t0) {
+        batch.insert(keys::timer(*due, id, *t), &[]);
+    }
+    let (a0, a1) = (tasks(before), tasks(Some(after)));
+    for (who, t) in a0.difference(&a1) {
+        batch.remove(keys::task(who, id, *t));
+    }
+    for (who, t) in a1.difference(&a0) {
+        batch.insert(keys::task(who, id, *t), &[]);
+    }
+    let new_status = after.status.as_str();
+    if let Some(b) = before
+        && (b.status.as_str() != new_status || b.workflow != after.workflow)
+    {
+        batch.remove(keys::by_workflow(&b.workflow, b.status.as_str(), id));
+    }
+    if before.is_none_or(|b| b.status.as_str() != new_status || b.workflow != after.workflow) {
+        batch.insert(keys::by_workflow(&after.workflow, new_status, id), &[]);
+    }
+}
+
+impl Definitions for SledStore {
+    fn put_definition(&self, hash: &str, source: &str) -> Result<()> {
+        self.tree.insert(keys::definition(hash), source.as_bytes())?;
+        Ok(())
+    }
+
+    fn definition(&self, hash: &str) -> Result<Option<String>> {
+        match self.tree.get(keys::definition(hash))? {
+            None => Ok(None),
+            Some(v) => String::from_utf8(v.to_vec()).map(Some).map_err(|e| StoreError::corrupt(format!("definition {hash}"), e)),
+        }
+    }
+}
+
+impl Instances for SledStore {
+    fn load(&self, id: &str) -> Result<Option<Stored>> {
+        match self.tree.get(keys::instance(id))? {
+            None => Ok(None),
+            Some(v) => serde_json::from_slice(&v).map(Some).map_err(|e| StoreError::corrupt(format!("instance {id}"), e)),
+        }
+    }
+
+    fn history(&self, id: &str) -> Result<Vec<Entry>> {
+        self.tree
+            .scan_prefix(keys::history_prefix(id))
+            .map(|kv| {
+                let (_, v) = kv?;
+                serde_json::from_slice(&v).map_err(|e| StoreError::corrupt(format!("history of {id}"), e))
+            })
+            .collect()
+    }
+
+    fn instance_by_start_key(&self, key: &str) -> Result<Option<String>> {
+        Ok(self.tree.get(keys::start_key(key))?.map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    fn ids_by_workflow(&self, workflow: &str, status: Option<&str>, limit: usize) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for kv in self.tree.scan_prefix(keys::by_workflow_prefix(workflow, status)).take(limit) {
+            let (k, _) = kv?;
+            out.extend(keys::parse_by_workflow(&k));
+        }
+        Ok(out)
+    }
+
+    fn all_ids(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for kv in self.tree.scan_prefix([keys::INSTANCE]) {
+            let (k, _) = kv?;
+            out.push(String::from_utf8_lossy(&k[1..]).into_owned());
+        }
+        Ok(out)
+    }
+
+    async fn commit(&self, commits: Vec<Commit>) -> Result<Vec<[u8; 32]>> {
+        let (batch, ends) = self.build_batch(&commits)?;
+        self.tree.apply_batch(batch)?;
+        self.tree.flush_async().await?;
+        Ok(ends)
+    }
+}
+
+impl Timers for SledStore {
+    fn due_timers(&self, until: Ts, limit: usize) -> Result<Vec<(Ts, String, u32)>> {
+        let mut out = Vec::new();
+        for kv in self.tree.range(vec![keys::TIMER]..keys::timers_after(until)).take(limit) {
+            let (k, _) = kv?;
+            out.extend(keys::parse_timer(&k));
+        }
+        Ok(out)
+    }
+
+    fn next_timer(&self) -> Result<Option<Ts>> {
+        for kv in self.tree.scan_prefix([keys::TIMER]).take(1) {
+            let (k, _) = kv?;
+            return Ok(keys::parse_timer(&k).map(|t| t.0));
+        }
+        Ok(None)
+    }
+}
+
+impl Tasks for SledStore {
+    fn open_tasks_of(&self, assignee: &str) -> Result<Vec<(String, u32)>> {
+        let mut out = Vec::new();
+        for kv in self.tree.scan_prefix(keys::tasks_of(assignee)) {
+            let (k, _) = kv?;
+            if let Some((_, id, task)) = keys::parse_task(&k) {
+                out.push((id, task));
+            }
+        }
+        Ok(out)
+    }
+
+    fn outbox(&self, limit: usize) -> Result<Vec<OutboxItem>> {
+        self.tree
+            .scan_prefix([keys::OUTBOX])
+            .take(limit)
+            .map(|kv| {
+                let (_, v) = kv?;
+                serde_json::from_slice(&v).map_err(|e| StoreError::corrupt("outbox", e))
+            })
+            .collect()
+    }
+
+    fn outbox_done(&self, items: &[OutboxItem]) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for i in items {
+            batch.remove(keys::outbox(&i.instance, i.key));
+        }
+        self.tree.apply_batch(batch)?;
+        Ok(())
+    }
+}
