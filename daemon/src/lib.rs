@@ -13,5 +13,6 @@
 
 pub mod cli;
 pub mod engine;
+pub mod runtime;
 pub mod store;
 pub mod workflow;

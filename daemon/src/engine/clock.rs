@@ -18,7 +18,12 @@ pub fn start_all(cx: &mut Cx) {
                 Ok(true) => {}
                 Ok(false) => continue,
                 Err(e) => {
-                    cx.emit(Record::Failed { error: StepError::new("expression", format!("clock `{}` when: {e}", c.name)) });
+                    cx.emit(Record::Failed {
+                        error: StepError::new(
+                            "expression",
+                            format!("clock `{}` when: {e}", c.name),
+                        ),
+                    });
                     return;
                 }
             }
@@ -26,33 +31,72 @@ pub fn start_all(cx: &mut Cx) {
         let anchor = match context::eval(cx, None, &c.anchor).map(|v| instant_of(&v)) {
             Ok(Some(a)) => a,
             Ok(None) => {
-                cx.emit(Record::Failed { error: StepError::new("input", format!("clock `{}`: its anchor `{}` is not an instant", c.name, c.anchor.source())) });
+                cx.emit(Record::Failed {
+                    error: StepError::new(
+                        "input",
+                        format!(
+                            "clock `{}`: its anchor `{}` is not an instant",
+                            c.name,
+                            c.anchor.source()
+                        ),
+                    ),
+                });
                 return;
             }
             Err(e) => {
-                cx.emit(Record::Failed { error: StepError::new("expression", format!("clock `{}` anchor: {e}", c.name)) });
+                cx.emit(Record::Failed {
+                    error: StepError::new("expression", format!("clock `{}` anchor: {e}", c.name)),
+                });
                 return;
             }
         };
         let due = anchor + c.duration.as_millis() as i64;
-        cx.emit(Record::ClockStarted { clock: c.name.clone(), anchor, due });
+        cx.emit(Record::ClockStarted {
+            clock: c.name.clone(),
+            anchor,
+            due,
+        });
         for w in &c.warn_before {
-            set_timer(cx, due - w.as_millis() as i64, TimerPurpose::ClockWarning { clock: c.name.clone(), before_secs: w.as_secs() });
+            set_timer(
+                cx,
+                due - w.as_millis() as i64,
+                TimerPurpose::ClockWarning {
+                    clock: c.name.clone(),
+                    before_secs: w.as_secs(),
+                },
+            );
         }
-        set_timer(cx, due, TimerPurpose::ClockDue { clock: c.name.clone() });
+        set_timer(
+            cx,
+            due,
+            TimerPurpose::ClockDue {
+                clock: c.name.clone(),
+            },
+        );
     }
 }
 
 fn running(cx: &Cx, clock: &str) -> bool {
-    cx.st.clocks.get(clock).is_some_and(|c| c.met_at.is_none() && !c.breached)
+    cx.st
+        .clocks
+        .get(clock)
+        .is_some_and(|c| c.met_at.is_none() && !c.breached)
 }
 
 pub fn warn(cx: &mut Cx, clock: &str, before_secs: u64) {
     if !running(cx, clock) {
         return;
     }
-    cx.emit(Record::ClockWarned { clock: clock.to_owned(), before_secs });
-    let handler = cx.plan.clocks.iter().find(|c| c.name == clock).and_then(|c| c.on_warning);
+    cx.emit(Record::ClockWarned {
+        clock: clock.to_owned(),
+        before_secs,
+    });
+    let handler = cx
+        .plan
+        .clocks
+        .iter()
+        .find(|c| c.name == clock)
+        .and_then(|c| c.on_warning);
     spawn_handler(cx, clock, handler, Some(before_secs));
 }
 
@@ -60,15 +104,26 @@ pub fn breach(cx: &mut Cx, clock: &str) {
     if !running(cx, clock) {
         return;
     }
-    cx.emit(Record::ClockBreached { clock: clock.to_owned() });
-    let handler = cx.plan.clocks.iter().find(|c| c.name == clock).and_then(|c| c.on_breach);
+    cx.emit(Record::ClockBreached {
+        clock: clock.to_owned(),
+    });
+    let handler = cx
+        .plan
+        .clocks
+        .iter()
+        .find(|c| c.name == clock)
+        .and_then(|c| c.on_breach);
     spawn_handler(cx, clock, handler, None);
 }
 
 fn spawn_handler(cx: &mut Cx, clock: &str, entry: Option<NodeId>, before_secs: Option<u64>) {
     let Some(entry) = entry else { return };
-    let Some(def) = cx.plan.clocks.iter().find(|c| c.name == clock) else { return };
-    let Some(state) = cx.st.clocks.get(clock) else { return };
+    let Some(def) = cx.plan.clocks.iter().find(|c| c.name == clock) else {
+        return;
+    };
+    let Some(state) = cx.st.clocks.get(clock) else {
+        return;
+    };
     let mut locals = serde_json::Map::new();
     locals.insert(
         "clock".into(),
@@ -82,7 +137,16 @@ fn spawn_handler(cx: &mut Cx, clock: &str, entry: Option<NodeId>, before_secs: O
         }),
     );
     let thread = cx.st.peek_id();
-    cx.emit(Record::ThreadStarted { thread, parent: None, kind: ThreadKind::ClockHandler { clock: clock.to_owned() }, node: entry, locals, own_layer: false });
+    cx.emit(Record::ThreadStarted {
+        thread,
+        parent: None,
+        kind: ThreadKind::ClockHandler {
+            clock: clock.to_owned(),
+        },
+        node: entry,
+        locals,
+        own_layer: false,
+    });
 }
 
 /// A step completed: the clocks it meets stop, and their timers go.
@@ -96,9 +160,14 @@ pub fn step_completed(cx: &mut Cx, node: NodeId) {
         .filter(|name| cx.st.clocks.get(name).is_some_and(|c| c.met_at.is_none()))
         .collect();
     for clock in met {
-        cx.emit(Record::ClockMet { clock: clock.clone(), at: cx.now });
+        cx.emit(Record::ClockMet {
+            clock: clock.clone(),
+            at: cx.now,
+        });
         super::exec::cancel_timers(cx, |p| match p {
-            TimerPurpose::ClockWarning { clock: c, .. } | TimerPurpose::ClockDue { clock: c } => *c == clock,
+            TimerPurpose::ClockWarning { clock: c, .. } | TimerPurpose::ClockDue { clock: c } => {
+                *c == clock
+            }
             _ => false,
         });
     }

@@ -58,7 +58,10 @@ pub fn build(cx: &Cx, thread: Option<u32>) -> MValue {
         "instance".into(),
         json!({"id": st.id, "started_at": rfc3339(st.started_at), "started_by": st.started_by}),
     );
-    root.insert("workflow".into(), json!({"id": cx.plan.id, "title": cx.plan.title}));
+    root.insert(
+        "workflow".into(),
+        json!({"id": cx.plan.id, "title": cx.plan.title}),
+    );
     root.insert("now".into(), Value::String(rfc3339(cx.now)));
     if let Some(t) = thread.and_then(|t| st.threads.get(&t)) {
         for (k, v) in &t.locals {
@@ -95,9 +98,16 @@ pub fn value(cx: &Cx, thread: Option<u32>, v: &ValueTpl) -> Result<Value, String
 fn value_in(cx: &Cx, ctx: &MValue, v: &ValueTpl) -> Result<Value, String> {
     Ok(match v {
         ValueTpl::Literal(l) => l.clone(),
-        ValueTpl::Text(t) => Value::String(cx.plan.templates.render(t, ctx).map_err(|e| e.message)?),
+        ValueTpl::Text(t) => {
+            Value::String(cx.plan.templates.render(t, ctx).map_err(|e| e.message)?)
+        }
         ValueTpl::Value(e) => to_json(&cx.plan.templates.eval(&e.0, ctx).map_err(|e| e.message)?)?,
-        ValueTpl::List(items) => Value::Array(items.iter().map(|i| value_in(cx, ctx, i)).collect::<Result<_, _>>()?),
+        ValueTpl::List(items) => Value::Array(
+            items
+                .iter()
+                .map(|i| value_in(cx, ctx, i))
+                .collect::<Result<_, _>>()?,
+        ),
         ValueTpl::Map(entries) => {
             let mut m = Map::new();
             for (k, i) in entries {

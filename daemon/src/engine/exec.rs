@@ -19,46 +19,108 @@ pub fn run_step(cx: &mut Cx, thread: u32) {
         match context::truthy(cx, Some(thread), when) {
             Ok(true) => {}
             Ok(false) => {
-                cx.emit(Record::StepSkipped { thread, node: node_id, step, next: node.next });
+                cx.emit(Record::StepSkipped {
+                    thread,
+                    node: node_id,
+                    step,
+                    next: node.next,
+                });
                 if node.next.is_none() {
                     end_thread(cx, thread);
                 }
                 return;
             }
             Err(e) => {
-                cx.emit(Record::StepEntered { thread, node: node_id, step });
-                return fail_step(cx, thread, StepError::new("expression", format!("`when`: {e}")));
+                cx.emit(Record::StepEntered {
+                    thread,
+                    node: node_id,
+                    step,
+                });
+                return fail_step(
+                    cx,
+                    thread,
+                    StepError::new("expression", format!("`when`: {e}")),
+                );
             }
         }
     }
-    cx.emit(Record::StepEntered { thread, node: node_id, step: step.clone() });
+    cx.emit(Record::StepEntered {
+        thread,
+        node: node_id,
+        step: step.clone(),
+    });
 
     match &node.kind {
         NodeKind::Call { .. } => request_call(cx, thread, 1),
         NodeKind::Approval(a) => task::open(cx, thread, node_id, a),
         NodeKind::Wait(w) => match w {
-            Wait::For(d) => set_timer(cx, cx.now + d.as_millis() as i64, TimerPurpose::Wait { thread }),
-            Wait::Until(expr) => match context::eval(cx, Some(thread), expr).map(|v| instant_of(&v)) {
-                Ok(Some(due)) if due <= cx.now => complete_step(cx, thread, json!({"waited_until": super::model::rfc3339(due)}), None),
-                Ok(Some(due)) => set_timer(cx, due, TimerPurpose::Wait { thread }),
-                Ok(None) => fail_step(cx, thread, StepError::new("expression", "`until` did not give an instant (RFC 3339 text)")),
-                Err(e) => fail_step(cx, thread, StepError::new("expression", format!("`until`: {e}"))),
-            },
+            Wait::For(d) => set_timer(
+                cx,
+                cx.now + d.as_millis() as i64,
+                TimerPurpose::Wait { thread },
+            ),
+            Wait::Until(expr) => {
+                match context::eval(cx, Some(thread), expr).map(|v| instant_of(&v)) {
+                    Ok(Some(due)) if due <= cx.now => complete_step(
+                        cx,
+                        thread,
+                        json!({"waited_until": super::model::rfc3339(due)}),
+                        None,
+                    ),
+                    Ok(Some(due)) => set_timer(cx, due, TimerPurpose::Wait { thread }),
+                    Ok(None) => fail_step(
+                        cx,
+                        thread,
+                        StepError::new(
+                            "expression",
+                            "`until` did not give an instant (RFC 3339 text)",
+                        ),
+                    ),
+                    Err(e) => fail_step(
+                        cx,
+                        thread,
+                        StepError::new("expression", format!("`until`: {e}")),
+                    ),
+                }
+            }
             Wait::Signal(name) => {
                 if let Some(data) = cx.st.signals.get(name).and_then(|q| q.front()).cloned() {
-                    cx.emit(Record::SignalConsumed { name: name.clone(), thread });
+                    cx.emit(Record::SignalConsumed {
+                        name: name.clone(),
+                        thread,
+                    });
                     complete_step(cx, thread, data, None);
                 } else {
-                    cx.emit(Record::WaitingForSignal { thread, name: name.clone() });
+                    cx.emit(Record::WaitingForSignal {
+                        thread,
+                        name: name.clone(),
+                    });
                     if let Some(t) = node.timeout {
-                        set_timer(cx, cx.now + t.as_millis() as i64, TimerPurpose::Timeout { thread });
+                        set_timer(
+                            cx,
+                            cx.now + t.as_millis() as i64,
+                            TimerPurpose::Timeout { thread },
+                        );
                     }
                 }
             }
         },
-        NodeKind::If { cond, then, otherwise } => match context::truthy(cx, Some(thread), cond) {
-            Ok(b) => complete_step(cx, thread, Value::Bool(b), Some(if b { *then } else { *otherwise })),
-            Err(e) => fail_step(cx, thread, StepError::new("expression", format!("`if`: {e}"))),
+        NodeKind::If {
+            cond,
+            then,
+            otherwise,
+        } => match context::truthy(cx, Some(thread), cond) {
+            Ok(b) => complete_step(
+                cx,
+                thread,
+                Value::Bool(b),
+                Some(if b { *then } else { *otherwise }),
+            ),
+            Err(e) => fail_step(
+                cx,
+                thread,
+                StepError::new("expression", format!("`if`: {e}")),
+            ),
         },
         NodeKind::Switch { on, cases, default } => match context::eval(cx, Some(thread), on) {
             Ok(v) => {
@@ -66,13 +128,24 @@ pub fn run_step(cx: &mut Cx, thread: u32) {
                     Value::String(s) => s.clone(),
                     other => other.to_string(),
                 };
-                let target = cases.iter().find(|(k, _)| *k == key).map(|(_, t)| *t).unwrap_or(*default);
+                let target = cases
+                    .iter()
+                    .find(|(k, _)| *k == key)
+                    .map(|(_, t)| *t)
+                    .unwrap_or(*default);
                 complete_step(cx, thread, Value::String(key), Some(target));
             }
-            Err(e) => fail_step(cx, thread, StepError::new("expression", format!("`switch`: {e}"))),
+            Err(e) => fail_step(
+                cx,
+                thread,
+                StepError::new("expression", format!("`switch`: {e}")),
+            ),
         },
         NodeKind::Parallel { branches } => {
-            cx.emit(Record::JoinStarted { thread, items: Vec::new() });
+            cx.emit(Record::JoinStarted {
+                thread,
+                items: Vec::new(),
+            });
             for (name, entry) in branches {
                 if let Some(entry) = entry {
                     let t = cx.st.peek_id();
@@ -90,23 +163,53 @@ pub fn run_step(cx: &mut Cx, thread: u32) {
         }
         NodeKind::Foreach { items, .. } => match context::eval(cx, Some(thread), items) {
             Ok(Value::Array(list)) => {
-                cx.emit(Record::JoinStarted { thread, items: list });
+                cx.emit(Record::JoinStarted {
+                    thread,
+                    items: list,
+                });
                 check_join(cx, thread);
             }
             Ok(Value::Null) => complete_step(cx, thread, json!([]), None),
-            Ok(other) => fail_step(cx, thread, StepError::new("expression", format!("`foreach` needs a list, got {}", kind_of(&other)))),
-            Err(e) => fail_step(cx, thread, StepError::new("expression", format!("`foreach`: {e}"))),
+            Ok(other) => fail_step(
+                cx,
+                thread,
+                StepError::new(
+                    "expression",
+                    format!("`foreach` needs a list, got {}", kind_of(&other)),
+                ),
+            ),
+            Err(e) => fail_step(
+                cx,
+                thread,
+                StepError::new("expression", format!("`foreach`: {e}")),
+            ),
         },
         NodeKind::Workflow { id, input } => match context::value(cx, Some(thread), input) {
             Ok(input) => {
                 let child = format!("{}.{}", cx.st.id, cx.st.peek_id());
-                cx.emit(Record::ChildStarted { thread, child: child.clone(), workflow: id.clone() });
-                cx.push_action(super::Action::StartChild { child, workflow: id.clone(), input });
+                cx.emit(Record::ChildStarted {
+                    thread,
+                    child: child.clone(),
+                    workflow: id.clone(),
+                });
+                cx.push_action(super::Action::StartChild {
+                    child,
+                    workflow: id.clone(),
+                    input,
+                });
                 if let Some(t) = node.timeout {
-                    set_timer(cx, cx.now + t.as_millis() as i64, TimerPurpose::Timeout { thread });
+                    set_timer(
+                        cx,
+                        cx.now + t.as_millis() as i64,
+                        TimerPurpose::Timeout { thread },
+                    );
                 }
             }
-            Err(e) => fail_step(cx, thread, StepError::new("template", format!("sub-workflow input: {e}"))),
+            Err(e) => fail_step(
+                cx,
+                thread,
+                StepError::new("template", format!("sub-workflow input: {e}")),
+            ),
         },
         NodeKind::Set { vars } => {
             let mut out = serde_json::Map::new();
@@ -115,21 +218,44 @@ pub fn run_step(cx: &mut Cx, thread: u32) {
                     Ok(v) => {
                         out.insert(k.clone(), v);
                     }
-                    Err(e) => return fail_step(cx, thread, StepError::new("template", format!("`set.{k}`: {e}"))),
+                    Err(e) => {
+                        return fail_step(
+                            cx,
+                            thread,
+                            StepError::new("template", format!("`set.{k}`: {e}")),
+                        );
+                    }
                 }
             }
             cx.emit(Record::VarsSet { vars: out.clone() });
             complete_step(cx, thread, Value::Object(out), None);
         }
         NodeKind::Fail { message } => {
-            let msg = context::render(cx, Some(thread), message).unwrap_or_else(|e| format!("(message failed to render: {e})"));
+            let msg = context::render(cx, Some(thread), message)
+                .unwrap_or_else(|e| format!("(message failed to render: {e})"));
             let error = StepError::new("fail", msg);
-            cx.emit(Record::StepFailed { thread, node: node_id, step, error: error.clone(), handler: None, handled: false });
+            cx.emit(Record::StepFailed {
+                thread,
+                node: node_id,
+                step,
+                error: error.clone(),
+                handler: None,
+                handled: false,
+            });
             cx.emit(Record::Failed { error });
         }
         NodeKind::Succeed { message } => {
-            let msg = message.as_ref().map(|m| context::render(cx, Some(thread), m).unwrap_or_else(|e| format!("(message failed to render: {e})")));
-            cx.emit(Record::StepCompleted { thread, node: node_id, step, output: json!({"message": msg}), next: None });
+            let msg = message.as_ref().map(|m| {
+                context::render(cx, Some(thread), m)
+                    .unwrap_or_else(|e| format!("(message failed to render: {e})"))
+            });
+            cx.emit(Record::StepCompleted {
+                thread,
+                node: node_id,
+                step,
+                output: json!({"message": msg}),
+                next: None,
+            });
             cx.complete(msg);
         }
     }
@@ -157,12 +283,22 @@ pub fn instant_of(v: &Value) -> Option<Ts> {
 
 pub fn set_timer(cx: &mut Cx, due: Ts, purpose: TimerPurpose) {
     let timer = cx.st.peek_id();
-    cx.emit(Record::TimerSet { timer, due, purpose });
+    cx.emit(Record::TimerSet {
+        timer,
+        due,
+        purpose,
+    });
 }
 
 /// Cancels the timers matching `pred`.
 pub fn cancel_timers(cx: &mut Cx, pred: impl Fn(&TimerPurpose) -> bool) {
-    let ids: Vec<u32> = cx.st.timers.iter().filter(|(_, t)| pred(&t.purpose)).map(|(id, _)| *id).collect();
+    let ids: Vec<u32> = cx
+        .st
+        .timers
+        .iter()
+        .filter(|(_, t)| pred(&t.purpose))
+        .map(|(id, _)| *id)
+        .collect();
     for timer in ids {
         cx.emit(Record::TimerCancelled { timer });
     }
@@ -174,7 +310,9 @@ fn idempotency_key(cx: &Cx, thread: u32, step: &str) -> String {
     let mut path = Vec::new();
     let mut t = Some(thread);
     while let Some(id) = t {
-        let Some(th) = cx.st.threads.get(&id) else { break };
+        let Some(th) = cx.st.threads.get(&id) else {
+            break;
+        };
         if let ThreadKind::Iteration { index } = th.kind {
             path.push(index.to_string());
         }
@@ -182,37 +320,77 @@ fn idempotency_key(cx: &Cx, thread: u32, step: &str) -> String {
     }
     path.reverse();
     let visit = cx.st.visits.get(step).copied().unwrap_or(1);
-    format!("{}/{}/{}/{}", cx.st.id, step, if path.is_empty() { "-".to_owned() } else { path.join(".") }, visit)
+    format!(
+        "{}/{}/{}/{}",
+        cx.st.id,
+        step,
+        if path.is_empty() {
+            "-".to_owned()
+        } else {
+            path.join(".")
+        },
+        visit
+    )
 }
 
 fn request_call(cx: &mut Cx, thread: u32, attempt: u32) {
     let node_id = cx.st.threads[&thread].node;
     let node = cx.plan.node(node_id);
-    let NodeKind::Call { role, action, args } = &node.kind else { return };
+    let NodeKind::Call { role, action, args } = &node.kind else {
+        return;
+    };
     let args = match context::value(cx, Some(thread), args) {
         Ok(a) => a,
-        Err(e) => return fail_step(cx, thread, StepError::new("template", format!("arguments of {role}.{action}: {e}"))),
+        Err(e) => {
+            return fail_step(
+                cx,
+                thread,
+                StepError::new("template", format!("arguments of {role}.{action}: {e}")),
+            );
+        }
     };
     if attempt == 1
         && let Some(t) = node.timeout
     {
-        set_timer(cx, cx.now + t.as_millis() as i64, TimerPurpose::Timeout { thread });
+        set_timer(
+            cx,
+            cx.now + t.as_millis() as i64,
+            TimerPurpose::Timeout { thread },
+        );
     }
     let call = cx.st.peek_id();
     let idempotency_key = idempotency_key(cx, thread, &node.step);
-    cx.emit(Record::CallRequested { thread, call, node: node_id, attempt, idempotency_key, role: role.clone(), action: action.clone(), args });
+    cx.emit(Record::CallRequested {
+        thread,
+        call,
+        node: node_id,
+        attempt,
+        idempotency_key,
+        role: role.clone(),
+        action: action.clone(),
+        args,
+    });
 }
 
 pub fn call_answered(cx: &mut Cx, call: u32, outcome: CallOutcome) {
-    let Some(c) = cx.st.calls.get(&call).cloned() else { return }; // stale: timed out or answered
-    cx.emit(Record::CallAnswered { call, outcome: outcome.clone() });
+    let Some(c) = cx.st.calls.get(&call).cloned() else {
+        return;
+    }; // stale: timed out or answered
+    cx.emit(Record::CallAnswered {
+        call,
+        outcome: outcome.clone(),
+    });
     let thread = c.thread;
     match outcome {
         CallOutcome::Ok(output) => {
             cancel_timers(cx, |p| *p == TimerPurpose::Timeout { thread });
             complete_step(cx, thread, output, None);
         }
-        CallOutcome::Err { message, retryable, retry_after } => {
+        CallOutcome::Err {
+            message,
+            retryable,
+            retry_after,
+        } => {
             let node = cx.plan.node(c.node);
             let attempts = node.retry.as_ref().map(|r| r.attempts).unwrap_or(1);
             if retryable && c.attempt < attempts {
@@ -225,7 +403,8 @@ pub fn call_answered(cx: &mut Cx, call: u32, outcome: CallOutcome) {
                 let mut error = StepError::new("connector", message);
                 error.retryable = retryable;
                 if retryable {
-                    error.message = format!("{} (gave up after {} attempts)", error.message, c.attempt);
+                    error.message =
+                        format!("{} (gave up after {} attempts)", error.message, c.attempt);
                 }
                 fail_step(cx, thread, error);
             }
@@ -234,20 +413,33 @@ pub fn call_answered(cx: &mut Cx, call: u32, outcome: CallOutcome) {
 }
 
 pub fn timer_fired(cx: &mut Cx, timer: u32) {
-    let Some(t) = cx.st.timers.get(&timer).cloned() else { return }; // cancelled meanwhile
+    let Some(t) = cx.st.timers.get(&timer).cloned() else {
+        return;
+    }; // cancelled meanwhile
     cx.emit(Record::TimerFired { timer });
     match t.purpose {
-        TimerPurpose::Wait { thread } => complete_step(cx, thread, json!({"waited_until": super::model::rfc3339(t.due)}), None),
+        TimerPurpose::Wait { thread } => complete_step(
+            cx,
+            thread,
+            json!({"waited_until": super::model::rfc3339(t.due)}),
+            None,
+        ),
         TimerPurpose::Retry { thread } => {
             let attempt = cx.st.threads.get(&thread).map(|t| t.attempt).unwrap_or(1) + 1;
             request_call(cx, thread, attempt);
         }
         TimerPurpose::Timeout { thread } => {
-            let Some(th) = cx.st.threads.get(&thread).cloned() else { return };
+            let Some(th) = cx.st.threads.get(&thread).cloned() else {
+                return;
+            };
             match th.waiting {
                 Waiting::Call { call } => cx.emit(Record::CallAnswered {
                     call,
-                    outcome: CallOutcome::Err { message: "timed out".into(), retryable: false, retry_after: None },
+                    outcome: CallOutcome::Err {
+                        message: "timed out".into(),
+                        retryable: false,
+                        retry_after: None,
+                    },
                 }),
                 Waiting::Timer { timer } => cx.emit(Record::TimerCancelled { timer }),
                 _ => {}
@@ -255,7 +447,7 @@ pub fn timer_fired(cx: &mut Cx, timer: u32) {
             let d = cx.plan.node(th.node).timeout.unwrap_or_default();
             timeout_step(cx, thread, format!("no answer within {d}"));
         }
-        TimerPurpose::Reminder { task } => task::remind(cx, task),
+        TimerPurpose::Reminder { task, periodic } => task::remind(cx, task, periodic),
         TimerPurpose::Escalation { task, rung } => task::escalate(cx, task, rung),
         TimerPurpose::Deadline { task } => task::deadline(cx, task),
         TimerPurpose::ClockWarning { clock, before_secs } => clock::warn(cx, &clock, before_secs),
@@ -264,7 +456,10 @@ pub fn timer_fired(cx: &mut Cx, timer: u32) {
 }
 
 pub fn signal(cx: &mut Cx, name: String, data: Value) {
-    cx.emit(Record::SignalReceived { name: name.clone(), data: data.clone() });
+    cx.emit(Record::SignalReceived {
+        name: name.clone(),
+        data: data.clone(),
+    });
     let waiting = cx
         .st
         .threads
@@ -283,24 +478,41 @@ pub fn child_finished(cx: &mut Cx, child: &str, result: Result<Value, StepError>
         .st
         .threads
         .iter()
-        .find(|(_, t)| t.waiting == Waiting::Child { child: child.to_owned() })
+        .find(|(_, t)| {
+            t.waiting
+                == Waiting::Child {
+                    child: child.to_owned(),
+                }
+        })
         .map(|(id, _)| *id);
     let Some(thread) = waiting else { return };
     cancel_timers(cx, |p| *p == TimerPurpose::Timeout { thread });
     match result {
         Ok(v) => complete_step(cx, thread, v, None),
-        Err(e) => fail_step(cx, thread, StepError::new("child", format!("sub-workflow failed: {}", e.message))),
+        Err(e) => fail_step(
+            cx,
+            thread,
+            StepError::new("child", format!("sub-workflow failed: {}", e.message)),
+        ),
     }
 }
 
 /// Completes the thread's current step; `next` overrides the node's `next`.
 pub fn complete_step(cx: &mut Cx, thread: u32, output: Value, next: Option<Option<NodeId>>) {
-    let Some(th) = cx.st.threads.get(&thread) else { return };
+    let Some(th) = cx.st.threads.get(&thread) else {
+        return;
+    };
     let node_id = th.node;
     let node = cx.plan.node(node_id);
     let next = next.unwrap_or(node.next);
     let step = node.step.clone();
-    cx.emit(Record::StepCompleted { thread, node: node_id, step: step.clone(), output, next });
+    cx.emit(Record::StepCompleted {
+        thread,
+        node: node_id,
+        step: step.clone(),
+        output,
+        next,
+    });
     clock::step_completed(cx, node_id);
     if next.is_none() && !cx.st.status.is_final() {
         end_thread(cx, thread);
@@ -308,12 +520,21 @@ pub fn complete_step(cx: &mut Cx, thread: u32, output: Value, next: Option<Optio
 }
 
 fn handle_with(cx: &mut Cx, thread: u32, error: StepError, jump: Option<Jump>) {
-    let Some(th) = cx.st.threads.get(&thread) else { return };
+    let Some(th) = cx.st.threads.get(&thread) else {
+        return;
+    };
     let node_id = th.node;
     let step = cx.plan.node(node_id).step.clone();
     match jump {
         Some(j) => {
-            cx.emit(Record::StepFailed { thread, node: node_id, step, error, handler: j.to, handled: true });
+            cx.emit(Record::StepFailed {
+                thread,
+                node: node_id,
+                step,
+                error,
+                handler: j.to,
+                handled: true,
+            });
             if j.to.is_none() {
                 end_thread(cx, thread);
             }
@@ -321,7 +542,14 @@ fn handle_with(cx: &mut Cx, thread: u32, error: StepError, jump: Option<Jump>) {
         None => {
             let mut error = error;
             error.message = format!("step `{step}`: {}", error.message);
-            cx.emit(Record::StepFailed { thread, node: node_id, step, error: error.clone(), handler: None, handled: false });
+            cx.emit(Record::StepFailed {
+                thread,
+                node: node_id,
+                step,
+                error: error.clone(),
+                handler: None,
+                handled: false,
+            });
             cx.emit(Record::Failed { error });
         }
     }
@@ -329,14 +557,18 @@ fn handle_with(cx: &mut Cx, thread: u32, error: StepError, jump: Option<Jump>) {
 
 /// Fails the thread's current step: its `on_error` handler, or the instance.
 pub fn fail_step(cx: &mut Cx, thread: u32, error: StepError) {
-    let Some(th) = cx.st.threads.get(&thread) else { return };
+    let Some(th) = cx.st.threads.get(&thread) else {
+        return;
+    };
     let jump = cx.plan.node(th.node).on_error;
     handle_with(cx, thread, error, jump);
 }
 
 /// Times the step out: its `on_timeout` handler, else `on_error`, else the instance fails.
 pub fn timeout_step(cx: &mut Cx, thread: u32, message: String) {
-    let Some(th) = cx.st.threads.get(&thread) else { return };
+    let Some(th) = cx.st.threads.get(&thread) else {
+        return;
+    };
     let node = cx.plan.node(th.node);
     let jump = node.on_timeout.or(node.on_error);
     handle_with(cx, thread, StepError::new("timeout", message), jump);
@@ -344,7 +576,9 @@ pub fn timeout_step(cx: &mut Cx, thread: u32, message: String) {
 
 /// A thread reached the end of its flow.
 pub fn end_thread(cx: &mut Cx, thread: u32) {
-    let Some(th) = cx.st.threads.get(&thread).cloned() else { return };
+    let Some(th) = cx.st.threads.get(&thread).cloned() else {
+        return;
+    };
     cx.emit(Record::ThreadEnded { thread });
     match th.parent {
         Some(parent) => check_join(cx, parent),
@@ -360,10 +594,18 @@ pub fn end_thread(cx: &mut Cx, thread: u32) {
 
 /// Starts more foreach iterations, or completes the join when all are done.
 fn check_join(cx: &mut Cx, thread: u32) {
-    let Some(th) = cx.st.threads.get(&thread) else { return };
+    let Some(th) = cx.st.threads.get(&thread) else {
+        return;
+    };
     let Some(join) = th.join.clone() else { return };
     let node = cx.plan.node(th.node);
-    if let NodeKind::Foreach { var, concurrency, body, .. } = &node.kind {
+    if let NodeKind::Foreach {
+        var,
+        concurrency,
+        body,
+        ..
+    } = &node.kind
+    {
         let free = concurrency.saturating_sub(join.running) as usize;
         for (index, item) in join.items.iter().take(free) {
             let Some(body) = body else { break };
@@ -371,10 +613,19 @@ fn check_join(cx: &mut Cx, thread: u32) {
             let mut locals = serde_json::Map::new();
             locals.insert(var.clone(), item.clone());
             locals.insert("index".into(), json!(index));
-            cx.emit(Record::ThreadStarted { thread: t, parent: Some(thread), kind: ThreadKind::Iteration { index: *index }, node: *body, locals, own_layer: true });
+            cx.emit(Record::ThreadStarted {
+                thread: t,
+                parent: Some(thread),
+                kind: ThreadKind::Iteration { index: *index },
+                node: *body,
+                locals,
+                own_layer: true,
+            });
         }
     }
-    let Some(join) = cx.st.join_of(thread).cloned() else { return };
+    let Some(join) = cx.st.join_of(thread).cloned() else {
+        return;
+    };
     if join.running == 0 && join.items.is_empty() {
         let output = match &node.kind {
             NodeKind::Foreach { .. } => Value::Array(join.results.into_values().collect()),

@@ -19,7 +19,11 @@ pub fn check(plan: &Plan, input: &Value) -> Result<Value, Vec<String>> {
     for key in given.keys() {
         if !plan.input.iter().any(|f| f.name == *key) {
             let known: Vec<&str> = plan.input.iter().map(|f| f.name.as_str()).collect();
-            problems.push(format!("`{key}` is not an input field of `{}` (its fields: {})", plan.id, known.join(", ")));
+            problems.push(format!(
+                "`{key}` is not an input field of `{}` (its fields: {})",
+                plan.id,
+                known.join(", ")
+            ));
         }
     }
     let mut out = Map::new();
@@ -32,7 +36,11 @@ pub fn check(plan: &Plan, input: &Value) -> Result<Value, Vec<String>> {
                     && !allowed.contains(v)
                 {
                     let list: Vec<String> = allowed.iter().map(Value::to_string).collect();
-                    problems.push(format!("`{}`: {v} is not one of {}", f.name, list.join(", ")));
+                    problems.push(format!(
+                        "`{}`: {v} is not one of {}",
+                        f.name,
+                        list.join(", ")
+                    ));
                 } else {
                     out.insert(f.name.clone(), v.clone());
                 }
@@ -48,5 +56,9 @@ pub fn check(plan: &Plan, input: &Value) -> Result<Value, Vec<String>> {
             },
         }
     }
-    if problems.is_empty() { Ok(Value::Object(out)) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(Value::Object(out))
+    } else {
+        Err(problems)
+    }
 }

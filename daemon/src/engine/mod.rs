@@ -78,7 +78,12 @@ pub fn start(
 }
 
 /// Applies an event to an instance.
-pub fn handle(plan: &Plan, instance: &mut Instance, event: Event, now: Ts) -> Result<Transition, Rejection> {
+pub fn handle(
+    plan: &Plan,
+    instance: &mut Instance,
+    event: Event,
+    now: Ts,
+) -> Result<Transition, Rejection> {
     if instance.status.is_final() {
         return Err(Rejection::Finished);
     }
@@ -86,8 +91,20 @@ pub fn handle(plan: &Plan, instance: &mut Instance, event: Event, now: Ts) -> Re
     match event {
         Event::CallAnswered { call, outcome } => exec::call_answered(&mut cx, call, outcome),
         Event::TimerFired { timer } => exec::timer_fired(&mut cx, timer),
-        Event::Decide { task, by, roles, option, comment } => task::decide(&mut cx, task, &by, &roles, &option, comment)?,
-        Event::Delegate { task, by, roles, to, note } => task::delegate(&mut cx, task, &by, &roles, &to, &note)?,
+        Event::Decide {
+            task,
+            by,
+            roles,
+            option,
+            comment,
+        } => task::decide(&mut cx, task, &by, &roles, &option, comment)?,
+        Event::Delegate {
+            task,
+            by,
+            roles,
+            to,
+            note,
+        } => task::delegate(&mut cx, task, &by, &roles, &to, &note)?,
         Event::Signal { name, data } => exec::signal(&mut cx, name, data),
         Event::ChildFinished { child, result } => exec::child_finished(&mut cx, &child, result),
         Event::Cancel { by, reason } => cx.emit(Record::Cancelled { by, reason }),
@@ -98,7 +115,10 @@ pub fn handle(plan: &Plan, instance: &mut Instance, event: Event, now: Ts) -> Re
 
 /// Rebuilds an instance from its history.
 pub fn replay<'a>(id: &str, records: impl IntoIterator<Item = (&'a Record, Ts)>) -> Instance {
-    let mut st = Instance { id: id.to_owned(), ..Default::default() };
+    let mut st = Instance {
+        id: id.to_owned(),
+        ..Default::default()
+    };
     for (r, at) in records {
         st.apply(r, at);
     }
@@ -115,14 +135,28 @@ pub(crate) struct Cx<'a> {
 
 impl<'a> Cx<'a> {
     fn new(plan: &'a Plan, st: &'a mut Instance, now: Ts) -> Self {
-        Cx { plan, st, now, out: Transition::default() }
+        Cx {
+            plan,
+            st,
+            now,
+            out: Transition::default(),
+        }
     }
 
     /// Applies a record, keeps it, and derives its actions.
     pub fn emit(&mut self, record: Record) {
         self.st.apply(&record, self.now);
         match &record {
-            Record::CallRequested { call, role, action, args, idempotency_key, attempt, thread, .. } => {
+            Record::CallRequested {
+                call,
+                role,
+                action,
+                args,
+                idempotency_key,
+                attempt,
+                thread,
+                ..
+            } => {
                 let deadline = self
                     .st
                     .timers
@@ -139,17 +173,24 @@ impl<'a> Cx<'a> {
                     deadline,
                 });
             }
-            Record::TimerSet { timer, due, .. } => self.out.actions.push(Action::Timer { timer: *timer, due: *due }),
-            Record::TaskOpened { task, assignees, .. } => self.out.actions.push(Action::Notify {
+            Record::TimerSet { timer, due, .. } => self.out.actions.push(Action::Timer {
+                timer: *timer,
+                due: *due,
+            }),
+            Record::TaskOpened {
+                task, assignees, ..
+            } => self.out.actions.push(Action::Notify {
                 task: *task,
                 to: assignees.clone(),
                 reason: model::NotifyReason::Opened,
             }),
-            Record::TaskReminded { task, to } if !to.is_empty() => self.out.actions.push(Action::Notify {
-                task: *task,
-                to: to.clone(),
-                reason: model::NotifyReason::Reminder,
-            }),
+            Record::TaskReminded { task, to, .. } if !to.is_empty() => {
+                self.out.actions.push(Action::Notify {
+                    task: *task,
+                    to: to.clone(),
+                    reason: model::NotifyReason::Reminder,
+                })
+            }
             Record::TaskDelegated { task, to, .. } => self.out.actions.push(Action::Notify {
                 task: *task,
                 to: vec![to.clone()],
@@ -157,12 +198,18 @@ impl<'a> Cx<'a> {
             }),
             Record::Completed { output } => {
                 if let Some(parent) = self.st.parent.clone() {
-                    self.out.actions.push(Action::Finished { parent, result: Ok(output.clone()) });
+                    self.out.actions.push(Action::Finished {
+                        parent,
+                        result: Ok(output.clone()),
+                    });
                 }
             }
             Record::Failed { error } => {
                 if let Some(parent) = self.st.parent.clone() {
-                    self.out.actions.push(Action::Finished { parent, result: Err(error.clone()) });
+                    self.out.actions.push(Action::Finished {
+                        parent,
+                        result: Err(error.clone()),
+                    });
                 }
             }
             _ => {}
@@ -190,7 +237,10 @@ impl<'a> Cx<'a> {
         }
         if budget == 0 && !self.st.status.is_final() {
             self.emit(Record::Failed {
-                error: StepError::new("limit", "the instance ran a million steps without pausing; it was stopped"),
+                error: StepError::new(
+                    "limit",
+                    "the instance ran a million steps without pausing; it was stopped",
+                ),
             });
         }
     }
@@ -201,7 +251,9 @@ impl<'a> Cx<'a> {
             Some(o) => match context::value(self, None, o) {
                 Ok(v) => v,
                 Err(e) => {
-                    self.emit(Record::Failed { error: StepError::new("template", format!("workflow output: {e}")) });
+                    self.emit(Record::Failed {
+                        error: StepError::new("template", format!("workflow output: {e}")),
+                    });
                     return;
                 }
             },
@@ -222,7 +274,12 @@ impl<'a> Cx<'a> {
 /// at `max_backoff`, scaled by a jitter in [0.5, 1.0] derived from the
 /// instance, the step and the attempt, so that a replay computes the same
 /// schedule and retries of many instances do not fire together.
-pub fn backoff_ms(instance: &str, step: &str, attempt: u32, retry: &crate::workflow::plan::Retry) -> i64 {
+pub fn backoff_ms(
+    instance: &str,
+    step: &str,
+    attempt: u32,
+    retry: &crate::workflow::plan::Retry,
+) -> i64 {
     use sha2::{Digest, Sha256};
     let base = retry.backoff.as_millis().max(1);
     let exp = base.saturating_mul(1u64 << (attempt.saturating_sub(1)).min(30));

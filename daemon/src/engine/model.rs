@@ -69,16 +69,37 @@ pub enum CallOutcome {
 #[serde(rename_all = "snake_case", tag = "kind")]
 pub enum TimerPurpose {
     /// A `wait` step.
-    Wait { thread: u32 },
+    Wait {
+        thread: u32,
+    },
     /// A signal wait's or a call's timeout.
-    Timeout { thread: u32 },
+    Timeout {
+        thread: u32,
+    },
     /// The next attempt of a failed call.
-    Retry { thread: u32 },
-    Reminder { task: u32 },
-    Escalation { task: u32, rung: u32 },
-    Deadline { task: u32 },
-    ClockWarning { clock: String, before_secs: u64 },
-    ClockDue { clock: String },
+    Retry {
+        thread: u32,
+    },
+    Reminder {
+        task: u32,
+        /// Set by `every` (re-armed after each), not `after`/`before_deadline`.
+        #[serde(default)]
+        periodic: bool,
+    },
+    Escalation {
+        task: u32,
+        rung: u32,
+    },
+    Deadline {
+        task: u32,
+    },
+    ClockWarning {
+        clock: String,
+        before_secs: u64,
+    },
+    ClockDue {
+        clock: String,
+    },
 }
 
 /// The kind of thread.
@@ -219,6 +240,8 @@ pub enum Record {
     TaskReminded {
         task: u32,
         to: Vec<String>,
+        #[serde(default)]
+        periodic: bool,
     },
     TaskEscalated {
         task: u32,
@@ -273,8 +296,13 @@ pub enum Record {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "type")]
 pub enum Event {
-    CallAnswered { call: u32, outcome: CallOutcome },
-    TimerFired { timer: u32 },
+    CallAnswered {
+        call: u32,
+        outcome: CallOutcome,
+    },
+    TimerFired {
+        timer: u32,
+    },
     Decide {
         task: u32,
         by: String,
@@ -292,12 +320,18 @@ pub enum Event {
         to: String,
         note: String,
     },
-    Signal { name: String, data: Value },
+    Signal {
+        name: String,
+        data: Value,
+    },
     ChildFinished {
         child: String,
         result: Result<Value, StepError>,
     },
-    Cancel { by: String, reason: String },
+    Cancel {
+        by: String,
+        reason: String,
+    },
 }
 
 /// What the runtime does once the records are durable.

@@ -77,15 +77,29 @@ impl Sim {
         self.start_child(workflow, input, by, None, None)
     }
 
-    fn start_child(&mut self, workflow: &str, input: Value, by: &str, parent: Option<String>, id: Option<String>) -> Result<String, Vec<String>> {
-        let plan = self.plans.get(workflow).cloned().ok_or_else(|| vec![format!("no workflow `{workflow}`")])?;
+    fn start_child(
+        &mut self,
+        workflow: &str,
+        input: Value,
+        by: &str,
+        parent: Option<String>,
+        id: Option<String>,
+    ) -> Result<String, Vec<String>> {
+        let plan = self
+            .plans
+            .get(workflow)
+            .cloned()
+            .ok_or_else(|| vec![format!("no workflow `{workflow}`")])?;
         let input = input::check(&plan, &input)?;
         let id = id.unwrap_or_else(|| {
             let id = format!("i{}", self.next_instance);
             self.next_instance += 1;
             id
         });
-        let mut st = Instance { id: id.clone(), ..Default::default() };
+        let mut st = Instance {
+            id: id.clone(),
+            ..Default::default()
+        };
         let tr = start(&plan, &mut st, input, by, parent, self.now);
         self.instances.insert(id.clone(), st);
         self.absorb(&id, tr);
@@ -94,7 +108,9 @@ impl Sim {
 
     /// Delivers an event to an instance.
     pub fn event(&mut self, id: &str, event: Event) -> Result<(), Rejection> {
-        let Some(mut st) = self.instances.remove(id) else { return Err(Rejection::Finished) };
+        let Some(mut st) = self.instances.remove(id) else {
+            return Err(Rejection::Finished);
+        };
         let plan = self.plans[&st.workflow].clone();
         let result = handle(&plan, &mut st, event, self.now);
         self.instances.insert(id.to_owned(), st);
@@ -109,23 +125,73 @@ impl Sim {
         h.extend(tr.records.into_iter().map(|r| (r, self.now)));
         for action in tr.actions {
             match action {
-                Action::Timer { timer, due } => self.timers.push(Reverse((due, id.to_owned(), timer))),
-                Action::Call { call, role, action, args, idempotency_key, attempt, .. } => {
-                    let seen = CallSeen { instance: id.to_owned(), role, action, args, attempt, idempotency_key, at: self.now };
+                Action::Timer { timer, due } => {
+                    self.timers.push(Reverse((due, id.to_owned(), timer)))
+                }
+                Action::Call {
+                    call,
+                    role,
+                    action,
+                    args,
+                    idempotency_key,
+                    attempt,
+                    ..
+                } => {
+                    let seen = CallSeen {
+                        instance: id.to_owned(),
+                        role,
+                        action,
+                        args,
+                        attempt,
+                        idempotency_key,
+                        at: self.now,
+                    };
                     let outcome = (self.connector)(&seen);
                     self.calls.push(seen);
                     let _ = self.event(id, Event::CallAnswered { call, outcome });
                 }
-                Action::Notify { task, to, reason } => self.notices.push(Notice { instance: id.to_owned(), task, to, reason, at: self.now }),
-                Action::StartChild { child, workflow, input } => {
-                    let by = self.instances.get(id).map(|i| i.started_by.clone()).unwrap_or_default();
-                    if let Err(problems) = self.start_child(&workflow, input, &by, Some(id.to_owned()), Some(child.clone())) {
+                Action::Notify { task, to, reason } => self.notices.push(Notice {
+                    instance: id.to_owned(),
+                    task,
+                    to,
+                    reason,
+                    at: self.now,
+                }),
+                Action::StartChild {
+                    child,
+                    workflow,
+                    input,
+                } => {
+                    let by = self
+                        .instances
+                        .get(id)
+                        .map(|i| i.started_by.clone())
+                        .unwrap_or_default();
+                    if let Err(problems) = self.start_child(
+                        &workflow,
+                        input,
+                        &by,
+                        Some(id.to_owned()),
+                        Some(child.clone()),
+                    ) {
                         let error = super::StepError::new("child", problems.join("; "));
-                        let _ = self.event(id, Event::ChildFinished { child, result: Err(error) });
+                        let _ = self.event(
+                            id,
+                            Event::ChildFinished {
+                                child,
+                                result: Err(error),
+                            },
+                        );
                     }
                 }
                 Action::Finished { parent, result } => {
-                    let _ = self.event(&parent, Event::ChildFinished { child: id.to_owned(), result });
+                    let _ = self.event(
+                        &parent,
+                        Event::ChildFinished {
+                            child: id.to_owned(),
+                            result,
+                        },
+                    );
                 }
             }
         }
@@ -137,9 +203,15 @@ impl Sim {
             if *due > to {
                 break;
             }
-            let Some(Reverse((due, id, timer))) = self.timers.pop() else { break };
+            let Some(Reverse((due, id, timer))) = self.timers.pop() else {
+                break;
+            };
             self.now = self.now.max(due);
-            if self.instances.get(&id).is_some_and(|i| i.timers.contains_key(&timer)) {
+            if self
+                .instances
+                .get(&id)
+                .is_some_and(|i| i.timers.contains_key(&timer))
+            {
                 let _ = self.event(&id, Event::TimerFired { timer });
             }
         }
@@ -168,7 +240,12 @@ impl Sim {
 
     /// The open task ids of an instance.
     pub fn open_tasks(&self, id: &str) -> Vec<u32> {
-        self.instances[id].tasks.iter().filter(|(_, t)| t.open).map(|(k, _)| *k).collect()
+        self.instances[id]
+            .tasks
+            .iter()
+            .filter(|(_, t)| t.open)
+            .map(|(k, _)| *k)
+            .collect()
     }
 
     /// Replays an instance's history and checks it gives the same state.

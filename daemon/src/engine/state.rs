@@ -49,13 +49,23 @@ pub enum Waiting {
     /// Ready to run its current node.
     #[default]
     Ready,
-    Call { call: u32 },
-    Timer { timer: u32 },
-    Task { task: u32 },
-    Signal { name: String },
+    Call {
+        call: u32,
+    },
+    Timer {
+        timer: u32,
+    },
+    Task {
+        task: u32,
+    },
+    Signal {
+        name: String,
+    },
     /// Children threads of a parallel or foreach node.
     Join,
-    Child { child: String },
+    Child {
+        child: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -113,6 +123,9 @@ pub struct Task {
     pub opened_at: Ts,
     pub votes: Vec<Vote>,
     pub reminders_sent: u32,
+    /// Reminders sent by `every` (capped by `max`).
+    #[serde(default)]
+    pub periodic_reminders: u32,
     pub open: bool,
     pub outcome: Option<String>,
 }
@@ -181,7 +194,14 @@ impl Instance {
         self.seq += 1;
         self.updated_at = at;
         match record {
-            Record::Started { workflow, hash, input, started_by, at, parent } => {
+            Record::Started {
+                workflow,
+                hash,
+                input,
+                started_by,
+                at,
+                parent,
+            } => {
                 self.workflow = workflow.clone();
                 self.hash = hash.clone();
                 self.input = input.clone();
@@ -194,7 +214,13 @@ impl Instance {
             Record::ClockStarted { clock, anchor, due } => {
                 self.clocks.insert(
                     clock.clone(),
-                    ClockState { anchor: *anchor, due: *due, warned: Vec::new(), breached: false, met_at: None },
+                    ClockState {
+                        anchor: *anchor,
+                        due: *due,
+                        warned: Vec::new(),
+                        breached: false,
+                        met_at: None,
+                    },
                 );
             }
             Record::ClockWarned { clock, before_secs } => {
@@ -212,9 +238,19 @@ impl Instance {
                     c.met_at = Some(*at);
                 }
             }
-            Record::ThreadStarted { thread, parent, kind, node, locals, own_layer } => {
+            Record::ThreadStarted {
+                thread,
+                parent,
+                kind,
+                node,
+                locals,
+                own_layer,
+            } => {
                 self.bump(*thread);
-                let parent_layer = parent.and_then(|p| self.threads.get(&p)).map(|t| t.layer).unwrap_or(0);
+                let parent_layer = parent
+                    .and_then(|p| self.threads.get(&p))
+                    .map(|t| t.layer)
+                    .unwrap_or(0);
                 let layer = if *own_layer {
                     self.layer_parent.insert(*thread, parent_layer);
                     self.outputs.insert(*thread, BTreeMap::new());
@@ -222,7 +258,10 @@ impl Instance {
                 } else {
                     parent_layer
                 };
-                let mut all_locals = parent.and_then(|p| self.threads.get(&p)).map(|t| t.locals.clone()).unwrap_or_default();
+                let mut all_locals = parent
+                    .and_then(|p| self.threads.get(&p))
+                    .map(|t| t.locals.clone())
+                    .unwrap_or_default();
                 all_locals.extend(locals.clone());
                 if let Some(p) = parent.and_then(|p| self.threads.get_mut(&p))
                     && let Some(j) = &mut p.join
@@ -234,7 +273,17 @@ impl Instance {
                 }
                 self.threads.insert(
                     *thread,
-                    Thread { parent: *parent, kind: kind.clone(), node: *node, locals: all_locals, layer, waiting: Waiting::Ready, last: Value::Null, attempt: 0, join: None },
+                    Thread {
+                        parent: *parent,
+                        kind: kind.clone(),
+                        node: *node,
+                        locals: all_locals,
+                        layer,
+                        waiting: Waiting::Ready,
+                        last: Value::Null,
+                        attempt: 0,
+                        join: None,
+                    },
                 );
             }
             Record::StepEntered { thread, node, step } => {
@@ -246,7 +295,9 @@ impl Instance {
                     t.join = None;
                 }
             }
-            Record::StepSkipped { thread, step, next, .. } => {
+            Record::StepSkipped {
+                thread, step, next, ..
+            } => {
                 self.store_output(*thread, step, "skipped", Value::Null);
                 if let (Some(t), Some(n)) = (self.threads.get_mut(thread), next) {
                     t.node = *n;
@@ -258,7 +309,12 @@ impl Instance {
                     t.waiting = Waiting::Join;
                     t.join = Some(Join {
                         running: 0,
-                        items: items.iter().cloned().enumerate().map(|(i, v)| (i as u32, v)).collect(),
+                        items: items
+                            .iter()
+                            .cloned()
+                            .enumerate()
+                            .map(|(i, v)| (i as u32, v))
+                            .collect(),
                         results: BTreeMap::new(),
                         branches: BTreeMap::new(),
                     });
@@ -269,7 +325,13 @@ impl Instance {
                     t.waiting = Waiting::Signal { name: name.clone() };
                 }
             }
-            Record::StepCompleted { thread, step, output, next, .. } => {
+            Record::StepCompleted {
+                thread,
+                step,
+                output,
+                next,
+                ..
+            } => {
                 self.store_output(*thread, step, "completed", output.clone());
                 if let Some(t) = self.threads.get_mut(thread) {
                     t.last = output.clone();
@@ -280,13 +342,24 @@ impl Instance {
                     }
                 }
             }
-            Record::StepFailed { thread, step, error, handler, handled, .. } => {
+            Record::StepFailed {
+                thread,
+                step,
+                error,
+                handler,
+                handled,
+                ..
+            } => {
                 self.store_output(*thread, step, "failed", serde_json::json!({"error": error}));
                 if let Some(t) = self.threads.get_mut(thread) {
                     t.waiting = Waiting::Ready;
                     t.join = None;
                     if *handled {
-                        t.locals.insert("error".into(), serde_json::to_value(error).unwrap_or(Value::Null));
+                        let mut e = serde_json::to_value(error).unwrap_or(Value::Null);
+                        if let Value::Object(m) = &mut e {
+                            m.insert("step".into(), Value::String(step.clone()));
+                        }
+                        t.locals.insert("error".into(), e);
                         if let Some(h) = handler {
                             t.node = *h;
                         }
@@ -296,11 +369,28 @@ impl Instance {
             Record::VarsSet { vars } => {
                 self.vars.extend(vars.clone());
             }
-            Record::CallRequested { thread, call, node, attempt, idempotency_key, role, action, args } => {
+            Record::CallRequested {
+                thread,
+                call,
+                node,
+                attempt,
+                idempotency_key,
+                role,
+                action,
+                args,
+            } => {
                 self.bump(*call);
                 self.calls.insert(
                     *call,
-                    Call { thread: *thread, node: *node, attempt: *attempt, idempotency_key: idempotency_key.clone(), role: role.clone(), action: action.clone(), args: args.clone() },
+                    Call {
+                        thread: *thread,
+                        node: *node,
+                        attempt: *attempt,
+                        idempotency_key: idempotency_key.clone(),
+                        role: role.clone(),
+                        action: action.clone(),
+                        args: args.clone(),
+                    },
                 );
                 if let Some(t) = self.threads.get_mut(thread) {
                     t.waiting = Waiting::Call { call: *call };
@@ -312,9 +402,19 @@ impl Instance {
                 // failed, or a retry timer).
                 self.calls.remove(call);
             }
-            Record::TimerSet { timer, due, purpose } => {
+            Record::TimerSet {
+                timer,
+                due,
+                purpose,
+            } => {
                 self.bump(*timer);
-                self.timers.insert(*timer, Timer { due: *due, purpose: purpose.clone() });
+                self.timers.insert(
+                    *timer,
+                    Timer {
+                        due: *due,
+                        purpose: purpose.clone(),
+                    },
+                );
                 match purpose {
                     TimerPurpose::Wait { thread } | TimerPurpose::Retry { thread } => {
                         if let Some(t) = self.threads.get_mut(thread) {
@@ -327,22 +427,48 @@ impl Instance {
             Record::TimerFired { timer } | Record::TimerCancelled { timer } => {
                 self.timers.remove(timer);
             }
-            Record::TaskOpened { task, thread, node, title, description, assignees, due } => {
+            Record::TaskOpened {
+                task,
+                thread,
+                node,
+                title,
+                description,
+                assignees,
+                due,
+            } => {
                 self.bump(*task);
                 self.tasks.insert(
                     *task,
-                    Task { thread: *thread, node: *node, title: title.clone(), description: description.clone(), assignees: assignees.clone(), due: *due, opened_at: at, votes: Vec::new(), reminders_sent: 0, open: true, outcome: None },
+                    Task {
+                        thread: *thread,
+                        node: *node,
+                        title: title.clone(),
+                        description: description.clone(),
+                        assignees: assignees.clone(),
+                        due: *due,
+                        opened_at: at,
+                        votes: Vec::new(),
+                        reminders_sent: 0,
+                        periodic_reminders: 0,
+                        open: true,
+                        outcome: None,
+                    },
                 );
                 if let Some(t) = self.threads.get_mut(thread) {
                     t.waiting = Waiting::Task { task: *task };
                 }
             }
-            Record::TaskReminded { task, .. } => {
+            Record::TaskReminded { task, periodic, .. } => {
                 if let Some(t) = self.tasks.get_mut(task) {
                     t.reminders_sent += 1;
+                    if *periodic {
+                        t.periodic_reminders += 1;
+                    }
                 }
             }
-            Record::TaskEscalated { task, assignees, .. } => {
+            Record::TaskEscalated {
+                task, assignees, ..
+            } => {
                 if let Some(t) = self.tasks.get_mut(task) {
                     t.assignees = assignees.clone();
                 }
@@ -372,7 +498,10 @@ impl Instance {
                 }
             }
             Record::SignalReceived { name, data } => {
-                self.signals.entry(name.clone()).or_default().push_back(data.clone());
+                self.signals
+                    .entry(name.clone())
+                    .or_default()
+                    .push_back(data.clone());
             }
             Record::SignalConsumed { name, .. } => {
                 if let Some(q) = self.signals.get_mut(name) {
@@ -385,7 +514,9 @@ impl Instance {
             Record::ChildStarted { thread, child, .. } => {
                 self.next_id += 1;
                 if let Some(t) = self.threads.get_mut(thread) {
-                    t.waiting = Waiting::Child { child: child.clone() };
+                    t.waiting = Waiting::Child {
+                        child: child.clone(),
+                    };
                 }
             }
             Record::ThreadEnded { thread } => {
@@ -404,7 +535,7 @@ impl Instance {
                             _ => {}
                         }
                     }
-                    if t.layer == *thread {
+                    if self.layer_parent.contains_key(thread) {
                         // A finished foreach iteration's outputs are folded into its result.
                         self.outputs.remove(thread);
                         self.layer_parent.remove(thread);
@@ -438,10 +569,13 @@ impl Instance {
 
     fn store_output(&mut self, thread: u32, step: &str, status: &str, output: Value) {
         let layer = self.threads.get(&thread).map(|t| t.layer).unwrap_or(0);
-        self.outputs
-            .entry(layer)
-            .or_default()
-            .insert(step.to_owned(), StepResult { status: status.to_owned(), output });
+        self.outputs.entry(layer).or_default().insert(
+            step.to_owned(),
+            StepResult {
+                status: status.to_owned(),
+                output,
+            },
+        );
     }
 
     fn finish(&mut self) {
@@ -455,8 +589,15 @@ impl Instance {
 
     fn derive_status(&self) -> Status {
         let busy = self.threads.values().any(|t| {
-            matches!(t.waiting, Waiting::Ready | Waiting::Call { .. } | Waiting::Child { .. })
+            matches!(
+                t.waiting,
+                Waiting::Ready | Waiting::Call { .. } | Waiting::Child { .. }
+            )
         });
-        if busy { Status::Running } else { Status::Waiting }
+        if busy {
+            Status::Running
+        } else {
+            Status::Waiting
+        }
     }
 }

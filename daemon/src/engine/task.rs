@@ -31,10 +31,18 @@ fn resolve(cx: &Cx, thread: u32, list: &[Assignee]) -> Result<Vec<String>, Strin
             Assignee::Role(r) => out.push(format!("role:{r}")),
             Assignee::Template(t) => {
                 let text = context::render(cx, Some(thread), t)?;
-                for part in text.split([',', ';', '\n']).map(str::trim).filter(|p| !p.is_empty()) {
-                    let ok = part.starts_with("role:") || (part.contains('@') && !part.contains(char::is_whitespace));
+                for part in text
+                    .split([',', ';', '\n'])
+                    .map(str::trim)
+                    .filter(|p| !p.is_empty())
+                {
+                    let ok = part.starts_with("role:")
+                        || (part.contains('@') && !part.contains(char::is_whitespace));
                     if !ok {
-                        return Err(format!("assignee `{}` gave `{part}`, which is not an address or a `role:` name", t.source()));
+                        return Err(format!(
+                            "assignee `{}` gave `{part}`, which is not an address or a `role:` name",
+                            t.source()
+                        ));
                     }
                     out.push(part.to_lowercase());
                 }
@@ -48,13 +56,19 @@ fn resolve(cx: &Cx, thread: u32, list: &[Assignee]) -> Result<Vec<String>, Strin
 
 pub fn open(cx: &mut Cx, thread: u32, node: NodeId, a: &Approval) {
     let title = context::render(cx, Some(thread), &a.title);
-    let description = a.description.as_ref().map(|d| context::render(cx, Some(thread), d)).transpose();
+    let description = a
+        .description
+        .as_ref()
+        .map(|d| context::render(cx, Some(thread), d))
+        .transpose();
     let assignees = resolve(cx, thread, &a.assignees);
     let due = match &a.deadline {
         None => Ok(None),
         Some(Deadline::After(d)) => Ok(Some(cx.now + d.as_millis() as i64)),
         Some(Deadline::At(e)) => context::eval(cx, Some(thread), e).and_then(|v| {
-            super::exec::instant_of(&v).map(Some).ok_or_else(|| "the deadline is not an instant".to_owned())
+            super::exec::instant_of(&v)
+                .map(Some)
+                .ok_or_else(|| "the deadline is not an instant".to_owned())
         }),
     };
     let (title, description, assignees, due) = match (title, description, assignees, due) {
@@ -64,28 +78,75 @@ pub fn open(cx: &mut Cx, thread: u32, node: NodeId, a: &Approval) {
         }
     };
     if assignees.is_empty() {
-        return super::exec::fail_step(cx, thread, StepError::new("task", "the task has no assignees (the assignee templates gave nothing)"));
+        return super::exec::fail_step(
+            cx,
+            thread,
+            StepError::new(
+                "task",
+                "the task has no assignees (the assignee templates gave nothing)",
+            ),
+        );
     }
     let task = cx.st.peek_id();
-    cx.emit(Record::TaskOpened { task, thread, node, title, description, assignees, due });
+    cx.emit(Record::TaskOpened {
+        task,
+        thread,
+        node,
+        title,
+        description,
+        assignees,
+        due,
+    });
     let now = cx.now;
     let r = &a.reminders;
     for after in &r.after {
-        set_timer(cx, now + after.as_millis() as i64, TimerPurpose::Reminder { task });
+        let due = now + after.as_millis() as i64;
+        set_timer(
+            cx,
+            due,
+            TimerPurpose::Reminder {
+                task,
+                periodic: false,
+            },
+        );
     }
-    if let Some(every) = r.every {
-        set_timer(cx, now + every.as_millis() as i64, TimerPurpose::Reminder { task });
+    if let Some(every) = r.every
+        && r.max > 0
+    {
+        let due = now + every.as_millis() as i64;
+        set_timer(
+            cx,
+            due,
+            TimerPurpose::Reminder {
+                task,
+                periodic: true,
+            },
+        );
     }
     if let Some(due) = due {
         for b in &r.before_deadline {
             let at = due - b.as_millis() as i64;
             if at > now {
-                set_timer(cx, at, TimerPurpose::Reminder { task });
+                set_timer(
+                    cx,
+                    at,
+                    TimerPurpose::Reminder {
+                        task,
+                        periodic: false,
+                    },
+                );
             }
         }
     }
     for (i, rung) in a.escalation.iter().enumerate() {
-        set_timer(cx, now + rung.after.as_millis() as i64, TimerPurpose::Escalation { task, rung: i as u32 });
+        set_timer(
+            cx,
+            now + rung.after.as_millis() as i64,
+            TimerPurpose::Escalation {
+                task,
+                rung: i as u32,
+            },
+        );
     }
     if let Some(due) = due {
         set_timer(cx, due.max(now), TimerPurpose::Deadline { task });
@@ -95,11 +156,28 @@ pub fn open(cx: &mut Cx, thread: u32, node: NodeId, a: &Approval) {
 /// Whether `by` (holding `roles`) is an assignee of the task.
 fn is_assignee(assignees: &[String], by: &str, roles: &[String]) -> bool {
     let by = by.to_lowercase();
-    assignees.iter().any(|a| *a == by || a.strip_prefix("role:").is_some_and(|r| roles.iter().any(|x| x == r)))
+    assignees.iter().any(|a| {
+        *a == by
+            || a.strip_prefix("role:")
+                .is_some_and(|r| roles.iter().any(|x| x == r))
+    })
 }
 
-pub fn decide(cx: &mut Cx, task: u32, by: &str, roles: &[String], option: &str, comment: Option<String>) -> Result<(), Rejection> {
-    let t = cx.st.tasks.get(&task).filter(|t| t.open).ok_or(Rejection::TaskNotOpen(task))?.clone();
+pub fn decide(
+    cx: &mut Cx,
+    task: u32,
+    by: &str,
+    roles: &[String],
+    option: &str,
+    comment: Option<String>,
+) -> Result<(), Rejection> {
+    let t = cx
+        .st
+        .tasks
+        .get(&task)
+        .filter(|t| t.open)
+        .ok_or(Rejection::TaskNotOpen(task))?
+        .clone();
     let a = approval(cx, t.node).ok_or(Rejection::TaskNotOpen(task))?;
     if !is_assignee(&t.assignees, by, roles) {
         return Err(Rejection::NotAssignee(by.to_owned()));
@@ -110,7 +188,12 @@ pub fn decide(cx: &mut Cx, task: u32, by: &str, roles: &[String], option: &str, 
     let Some(opt) = a.options.iter().find(|o| o.id == option) else {
         return Err(Rejection::UnknownOption {
             option: option.to_owned(),
-            options: a.options.iter().map(|o| o.id.as_str()).collect::<Vec<_>>().join(", "),
+            options: a
+                .options
+                .iter()
+                .map(|o| o.id.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
         });
     };
     let comment = comment.filter(|c| !c.trim().is_empty());
@@ -120,7 +203,15 @@ pub fn decide(cx: &mut Cx, task: u32, by: &str, roles: &[String], option: &str, 
     if t.votes.iter().any(|v| v.by.eq_ignore_ascii_case(by)) {
         return Err(Rejection::AlreadyDecided(by.to_owned()));
     }
-    cx.emit(Record::TaskVoted { task, vote: Vote { by: by.to_lowercase(), option: option.to_owned(), comment, at: cx.now } });
+    cx.emit(Record::TaskVoted {
+        task,
+        vote: Vote {
+            by: by.to_lowercase(),
+            option: option.to_owned(),
+            comment,
+            at: cx.now,
+        },
+    });
     if let Some(outcome) = tally(cx, task) {
         close(cx, task, outcome, false);
     }
@@ -145,17 +236,32 @@ fn tally(cx: &Cx, task: u32) -> Option<String> {
     let best = a.options.iter().map(|o| count(&o.id)).max().unwrap_or(0);
     if best + remaining < needed {
         // No option can reach the quorum: most votes, ties to the last listed.
-        let winner = a.options.iter().max_by_key(|o| count(&o.id)).map(|o| o.id.clone());
+        let winner = a
+            .options
+            .iter()
+            .max_by_key(|o| count(&o.id))
+            .map(|o| o.id.clone());
         return winner;
     }
     None
 }
 
 fn close(cx: &mut Cx, task: u32, outcome: String, by_default: bool) {
-    let Some(t) = cx.st.tasks.get(&task).cloned() else { return };
-    cx.emit(Record::TaskClosed { task, outcome: Some(outcome.clone()), by_default });
-    cancel_timers(cx, |p| matches!(p, TimerPurpose::Reminder { task: x } | TimerPurpose::Escalation { task: x, .. } | TimerPurpose::Deadline { task: x } if *x == task));
-    let Some(a) = approval(cx, t.node) else { return };
+    let Some(t) = cx.st.tasks.get(&task).cloned() else {
+        return;
+    };
+    cx.emit(Record::TaskClosed {
+        task,
+        outcome: Some(outcome.clone()),
+        by_default,
+    });
+    cancel_timers(
+        cx,
+        |p| matches!(p, TimerPurpose::Reminder { task: x, .. } | TimerPurpose::Escalation { task: x, .. } | TimerPurpose::Deadline { task: x } if *x == task),
+    );
+    let Some(a) = approval(cx, t.node) else {
+        return;
+    };
     let deciding: Vec<&Vote> = t.votes.iter().filter(|v| v.option == outcome).collect();
     let last = deciding.last();
     let output = json!({
@@ -167,12 +273,30 @@ fn close(cx: &mut Cx, task: u32, outcome: String, by_default: bool) {
         "decisions": t.votes,
         "task": task,
     });
-    let goto = a.options.iter().find(|o| o.id == outcome).and_then(|o| o.goto).map(|j| j.to);
+    let goto = a
+        .options
+        .iter()
+        .find(|o| o.id == outcome)
+        .and_then(|o| o.goto)
+        .map(|j| j.to);
     complete_step(cx, t.thread, output, goto);
 }
 
-pub fn delegate(cx: &mut Cx, task: u32, by: &str, roles: &[String], to: &str, note: &str) -> Result<(), Rejection> {
-    let t = cx.st.tasks.get(&task).filter(|t| t.open).ok_or(Rejection::TaskNotOpen(task))?.clone();
+pub fn delegate(
+    cx: &mut Cx,
+    task: u32,
+    by: &str,
+    roles: &[String],
+    to: &str,
+    note: &str,
+) -> Result<(), Rejection> {
+    let t = cx
+        .st
+        .tasks
+        .get(&task)
+        .filter(|t| t.open)
+        .ok_or(Rejection::TaskNotOpen(task))?
+        .clone();
     let a = approval(cx, t.node).ok_or(Rejection::TaskNotOpen(task))?;
     if !a.allow_delegation {
         return Err(Rejection::NoDelegation);
@@ -184,58 +308,129 @@ pub fn delegate(cx: &mut Cx, task: u32, by: &str, roles: &[String], to: &str, no
     if !to.contains('@') || to.contains(char::is_whitespace) {
         return Err(Rejection::BadAssignee(to));
     }
-    let from = t.assignees.iter().find(|a| a.eq_ignore_ascii_case(by)).cloned().unwrap_or_else(|| by.to_lowercase());
-    cx.emit(Record::TaskDelegated { task, from, to, note: note.to_owned() });
+    let from = t
+        .assignees
+        .iter()
+        .find(|a| a.eq_ignore_ascii_case(by))
+        .cloned()
+        .unwrap_or_else(|| by.to_lowercase());
+    cx.emit(Record::TaskDelegated {
+        task,
+        from,
+        to,
+        note: note.to_owned(),
+    });
     Ok(())
 }
 
-pub fn remind(cx: &mut Cx, task: u32) {
-    let Some(t) = cx.st.tasks.get(&task).filter(|t| t.open).cloned() else { return };
-    let Some(a) = approval(cx, t.node) else { return };
-    let undecided: Vec<String> = t.assignees.iter().filter(|x| !t.votes.iter().any(|v| v.by == **x)).cloned().collect();
-    cx.emit(Record::TaskReminded { task, to: undecided });
-    // The periodic reminder re-arms itself until `max` reminders in all, or
-    // the deadline; one pending reminder timer at a time is enough.
-    if let Some(every) = a.reminders.every {
+pub fn remind(cx: &mut Cx, task: u32, periodic: bool) {
+    let Some(t) = cx.st.tasks.get(&task).filter(|t| t.open).cloned() else {
+        return;
+    };
+    let Some(a) = approval(cx, t.node) else {
+        return;
+    };
+    let undecided: Vec<String> = t
+        .assignees
+        .iter()
+        .filter(|x| !t.votes.iter().any(|v| v.by == **x))
+        .cloned()
+        .collect();
+    cx.emit(Record::TaskReminded {
+        task,
+        to: undecided,
+        periodic,
+    });
+    // The periodic reminder re-arms itself until `max` of them, or the deadline.
+    if periodic && let Some(every) = a.reminders.every {
         let next = cx.now + every.as_millis() as i64;
         let before_due = t.due.is_none_or(|d| next < d);
-        let pending = cx.st.timers.values().any(|x| x.purpose == TimerPurpose::Reminder { task });
-        if t.reminders_sent + 1 < a.reminders.max && before_due && !pending {
-            set_timer(cx, next, TimerPurpose::Reminder { task });
+        if t.periodic_reminders + 1 < a.reminders.max && before_due {
+            set_timer(
+                cx,
+                next,
+                TimerPurpose::Reminder {
+                    task,
+                    periodic: true,
+                },
+            );
         }
     }
 }
 
 pub fn escalate(cx: &mut Cx, task: u32, rung: u32) {
-    let Some(t) = cx.st.tasks.get(&task).filter(|t| t.open).cloned() else { return };
-    let Some(a) = approval(cx, t.node) else { return };
-    let Some(r) = a.escalation.get(rung as usize) else { return };
+    let Some(t) = cx.st.tasks.get(&task).filter(|t| t.open).cloned() else {
+        return;
+    };
+    let Some(a) = approval(cx, t.node) else {
+        return;
+    };
+    let Some(r) = a.escalation.get(rung as usize) else {
+        return;
+    };
     let added = match resolve(cx, t.thread, &r.to) {
         Ok(x) => x,
-        Err(e) => return super::exec::fail_step(cx, t.thread, StepError::new("task", format!("escalation: {e}"))),
+        Err(e) => {
+            return super::exec::fail_step(
+                cx,
+                t.thread,
+                StepError::new("task", format!("escalation: {e}")),
+            );
+        }
     };
-    let note = r.note.as_ref().and_then(|n| context::render(cx, Some(t.thread), n).ok());
-    let mut assignees = if r.replace { Vec::new() } else { t.assignees.clone() };
+    let note = r
+        .note
+        .as_ref()
+        .and_then(|n| context::render(cx, Some(t.thread), n).ok());
+    let mut assignees = if r.replace {
+        Vec::new()
+    } else {
+        t.assignees.clone()
+    };
     for x in &added {
         if !assignees.contains(x) {
             assignees.push(x.clone());
         }
     }
-    cx.emit(Record::TaskEscalated { task, rung, assignees: assignees.clone(), note });
+    cx.emit(Record::TaskEscalated {
+        task,
+        rung,
+        assignees: assignees.clone(),
+        note,
+    });
     // Everyone on the task hears of the escalation: the new assignees that
     // it is theirs now, the old ones that it has gone up.
-    cx.push_action(super::Action::Notify { task, to: assignees, reason: super::model::NotifyReason::Escalation });
+    cx.push_action(super::Action::Notify {
+        task,
+        to: assignees,
+        reason: super::model::NotifyReason::Escalation,
+    });
 }
 
 pub fn deadline(cx: &mut Cx, task: u32) {
-    let Some(t) = cx.st.tasks.get(&task).filter(|t| t.open).cloned() else { return };
-    let Some(a) = approval(cx, t.node) else { return };
+    let Some(t) = cx.st.tasks.get(&task).filter(|t| t.open).cloned() else {
+        return;
+    };
+    let Some(a) = approval(cx, t.node) else {
+        return;
+    };
     match a.default {
         Some(i) => close(cx, task, a.options[i].id.clone(), true),
         None => {
-            cx.emit(Record::TaskClosed { task, outcome: None, by_default: false });
-            cancel_timers(cx, |p| matches!(p, TimerPurpose::Reminder { task: x } | TimerPurpose::Escalation { task: x, .. } if *x == task));
-            timeout_step(cx, t.thread, format!("task `{}` was not decided by its deadline", t.title));
+            cx.emit(Record::TaskClosed {
+                task,
+                outcome: None,
+                by_default: false,
+            });
+            cancel_timers(
+                cx,
+                |p| matches!(p, TimerPurpose::Reminder { task: x, .. } | TimerPurpose::Escalation { task: x, .. } if *x == task),
+            );
+            timeout_step(
+                cx,
+                t.thread,
+                format!("task `{}` was not decided by its deadline", t.title),
+            );
         }
     }
 }

@@ -33,7 +33,16 @@ fn check_replay(s: &Sim) {
 
 fn decide(s: &mut Sim, id: &str, by: &str, option: &str) -> Result<(), Rejection> {
     let task = s.open_tasks(id)[0];
-    s.event(id, Event::Decide { task, by: by.into(), roles: vec![], option: option.into(), comment: None })
+    s.event(
+        id,
+        Event::Decide {
+            task,
+            by: by.into(),
+            roles: vec![],
+            option: option.into(),
+            comment: None,
+        },
+    )
 }
 
 #[test]
@@ -73,19 +82,37 @@ steps:
         let mut n = 0;
         s.connector(move |_| {
             n += 1;
-            if n < 3 { CallOutcome::Err { message: "503".into(), retryable: true, retry_after: None } } else { CallOutcome::Ok(json!({"message_id": "m"})) }
+            if n < 3 {
+                CallOutcome::Err {
+                    message: "503".into(),
+                    retryable: true,
+                    retry_after: None,
+                }
+            } else {
+                CallOutcome::Ok(json!({"message_id": "m"}))
+            }
         });
         let id = s.start("w", json!({}), "u@k.se").unwrap();
-        assert_eq!(s.instance(&id).status, Status::Waiting, "waits for the retry timer");
+        assert_eq!(
+            s.instance(&id).status,
+            Status::Waiting,
+            "waits for the retry timer"
+        );
         s.advance(10 * 60_000);
         assert_eq!(s.instance(&id).status, Status::Completed);
         check_replay(&s);
-        s.calls.iter().map(|c| (c.at, c.attempt, c.idempotency_key.clone())).collect::<Vec<_>>()
+        s.calls
+            .iter()
+            .map(|c| (c.at, c.attempt, c.idempotency_key.clone()))
+            .collect::<Vec<_>>()
     };
     let a = run();
     assert_eq!(a, run(), "the retry schedule is the same on every run");
     assert_eq!(a.len(), 3);
-    assert!(a.iter().all(|c| c.2 == a[0].2), "one idempotency key for all attempts");
+    assert!(
+        a.iter().all(|c| c.2 == a[0].2),
+        "one idempotency key for all attempts"
+    );
     let d1 = a[1].0 - a[0].0;
     let d2 = a[2].0 - a[1].0;
     assert!((5_000..=10_000).contains(&d1), "first backoff {d1}");
@@ -107,19 +134,33 @@ steps:
   - id: b
     succeed: "done {{ vars.failure }}"
 "#);
-    s.connector(|_| CallOutcome::Err { message: "down".into(), retryable: true, retry_after: None });
+    s.connector(|_| CallOutcome::Err {
+        message: "down".into(),
+        retryable: true,
+        retry_after: None,
+    });
     let id = s.start("w", json!({}), "u@k.se").unwrap();
     s.advance(H);
     let i = s.instance(&id);
     assert_eq!(i.status, Status::Completed, "{:?}", i.error);
-    assert!(i.output.as_ref().unwrap()["message"].as_str().unwrap().contains("down (gave up after 2 attempts)"));
+    assert!(
+        i.output.as_ref().unwrap()["message"]
+            .as_str()
+            .unwrap()
+            .contains("down (gave up after 2 attempts)")
+    );
     check_replay(&s);
 }
 
 #[test]
 fn a_non_retryable_error_fails_the_instance_naming_the_step() {
-    let mut s = sim("id: w\nsteps:\n  - id: a\n    call: identity.list_users\n    retry: {attempts: 5}\n");
-    s.connector(|_| CallOutcome::Err { message: "401 unauthorised".into(), retryable: false, retry_after: None });
+    let mut s =
+        sim("id: w\nsteps:\n  - id: a\n    call: identity.list_users\n    retry: {attempts: 5}\n");
+    s.connector(|_| CallOutcome::Err {
+        message: "401 unauthorised".into(),
+        retryable: false,
+        retry_after: None,
+    });
     let id = s.start("w", json!({}), "u@k.se").unwrap();
     let i = s.instance(&id);
     assert_eq!(i.status, Status::Failed);
@@ -147,11 +188,27 @@ fn approval_checks_who_may_decide_and_how() {
     let id = s.start("w", json!({}), "a@k.se").unwrap();
     assert_eq!(s.notices.len(), 1);
     assert_eq!(s.notices[0].to, vec!["a@k.se", "b@k.se", "c@k.se"]);
-    assert_eq!(decide(&mut s, &id, "x@k.se", "approve"), Err(Rejection::NotAssignee("x@k.se".into())));
-    assert_eq!(decide(&mut s, &id, "a@k.se", "approve"), Err(Rejection::SelfApproval));
-    assert!(matches!(decide(&mut s, &id, "b@k.se", "maybe"), Err(Rejection::UnknownOption { .. })));
-    assert_eq!(decide(&mut s, &id, "b@k.se", "reject"), Err(Rejection::CommentRequired));
-    assert_eq!(s.instance(&id).seq, s.histories[&id].len() as u64, "rejections record nothing");
+    assert_eq!(
+        decide(&mut s, &id, "x@k.se", "approve"),
+        Err(Rejection::NotAssignee("x@k.se".into()))
+    );
+    assert_eq!(
+        decide(&mut s, &id, "a@k.se", "approve"),
+        Err(Rejection::SelfApproval)
+    );
+    assert!(matches!(
+        decide(&mut s, &id, "b@k.se", "maybe"),
+        Err(Rejection::UnknownOption { .. })
+    ));
+    assert_eq!(
+        decide(&mut s, &id, "b@k.se", "reject"),
+        Err(Rejection::CommentRequired)
+    );
+    assert_eq!(
+        s.instance(&id).seq,
+        s.histories[&id].len() as u64,
+        "rejections record nothing"
+    );
     decide(&mut s, &id, "B@k.se", "approve").unwrap();
     let i = s.instance(&id);
     assert_eq!(i.status, Status::Completed);
@@ -165,7 +222,10 @@ fn quorum_two_of_three_and_all() {
     let id = s.start("w", json!({}), "z@k.se").unwrap();
     decide(&mut s, &id, "a@k.se", "approve").unwrap();
     assert_eq!(s.instance(&id).status, Status::Waiting);
-    assert_eq!(decide(&mut s, &id, "a@k.se", "approve"), Err(Rejection::AlreadyDecided("a@k.se".into())));
+    assert_eq!(
+        decide(&mut s, &id, "a@k.se", "approve"),
+        Err(Rejection::AlreadyDecided("a@k.se".into()))
+    );
     decide(&mut s, &id, "c@k.se", "approve").unwrap();
     assert_eq!(s.instance(&id).status, Status::Completed);
 
@@ -173,7 +233,17 @@ fn quorum_two_of_three_and_all() {
     let id = s.start("w", json!({}), "z@k.se").unwrap();
     decide(&mut s, &id, "a@k.se", "approve").unwrap();
     let task = s.open_tasks(&id)[0];
-    s.event(&id, Event::Decide { task, by: "b@k.se".into(), roles: vec![], option: "reject".into(), comment: Some("nej".into()) }).unwrap();
+    s.event(
+        &id,
+        Event::Decide {
+            task,
+            by: "b@k.se".into(),
+            roles: vec![],
+            option: "reject".into(),
+            comment: Some("nej".into()),
+        },
+    )
+    .unwrap();
     // `all` can no longer be reached: most votes, ties to the last listed.
     let i = s.instance(&id);
     assert_eq!(i.output.as_ref().unwrap()["message"], "reject");
@@ -201,10 +271,24 @@ steps:
     s.advance(5 * H);
     let i = s.instance(&id);
     assert_eq!(i.status, Status::Completed);
-    let reasons: Vec<(i64, NotifyReason, Vec<String>)> = s.notices.iter().map(|n| ((n.at - T0) / 60_000, n.reason, n.to.clone())).collect();
+    let reasons: Vec<(i64, NotifyReason, Vec<String>)> = s
+        .notices
+        .iter()
+        .map(|n| ((n.at - T0) / 60_000, n.reason, n.to.clone()))
+        .collect();
     assert_eq!(reasons[0].1, NotifyReason::Opened);
-    assert_eq!(reasons.iter().filter(|r| r.1 == NotifyReason::Reminder).count(), 3, "{reasons:?}");
-    let esc: Vec<_> = reasons.iter().filter(|r| r.1 == NotifyReason::Escalation).collect();
+    assert_eq!(
+        reasons
+            .iter()
+            .filter(|r| r.1 == NotifyReason::Reminder)
+            .count(),
+        3,
+        "{reasons:?}"
+    );
+    let esc: Vec<_> = reasons
+        .iter()
+        .filter(|r| r.1 == NotifyReason::Escalation)
+        .collect();
     assert_eq!(esc[0].0, 60);
     assert_eq!(esc[0].2, vec!["officer@k.se", "deputy@k.se"]);
     assert_eq!(esc[1].2, vec!["officer@k.se", "deputy@k.se", "role:ciso"]);
@@ -214,12 +298,102 @@ steps:
 }
 
 #[test]
+fn periodic_reminders_are_counted_apart_from_fixed_ones() {
+    let mut s = sim(r#"
+id: w
+steps:
+  - id: a
+    approval:
+      title: t
+      assignees: [a@k.se]
+      reminders: {every: 3d, max: 4, before_deadline: [1d]}
+      deadline: 14d
+"#);
+    let id = s.start("w", json!({}), "u@k.se").unwrap();
+    s.advance(15 * 24 * H);
+    let days: Vec<i64> = s
+        .notices
+        .iter()
+        .filter(|n| n.reason == NotifyReason::Reminder)
+        .map(|n| (n.at - T0) / (24 * H))
+        .collect();
+    assert_eq!(
+        days,
+        vec![3, 6, 9, 12, 13],
+        "four periodic reminders and one a day before the deadline"
+    );
+    assert_eq!(
+        s.instance(&id).status,
+        Status::Failed,
+        "no default: the deadline times the task out"
+    );
+}
+
+#[test]
+fn output_is_rendered_when_the_flow_runs_off_its_end() {
+    let mut s = sim("id: w
+steps:
+  - id: a
+    set: {x: 1}
+output:
+  x: \"{{ steps.a.output.x }}\"
+");
+    let id = s.start("w", json!({}), "u@k.se").unwrap();
+    assert_eq!(s.instance(&id).output.as_ref().unwrap()["x"], 1);
+}
+
+#[test]
+fn error_handlers_see_the_failed_step() {
+    let mut s = sim("id: w
+steps:
+  - id: a
+    call: identity.list_users
+    on_error:
+      - id: h
+        succeed: \"{{ error.step }}: {{ error.kind }}\"
+");
+    s.connector(|_| CallOutcome::Err {
+        message: "x".into(),
+        retryable: false,
+        retry_after: None,
+    });
+    let id = s.start("w", json!({}), "u@k.se").unwrap();
+    assert_eq!(
+        s.instance(&id).output.as_ref().unwrap()["message"],
+        "a: connector"
+    );
+}
+
+#[test]
 fn a_role_member_may_decide() {
-    let mut s = sim("id: w\nsteps:\n  - id: a\n    approval: {title: t, assignees: [\"role:dpo\"]}\n");
+    let mut s =
+        sim("id: w\nsteps:\n  - id: a\n    approval: {title: t, assignees: [\"role:dpo\"]}\n");
     let id = s.start("w", json!({}), "u@k.se").unwrap();
     let task = s.open_tasks(&id)[0];
-    assert!(s.event(&id, Event::Decide { task, by: "p@k.se".into(), roles: vec!["it".into()], option: "approve".into(), comment: None }).is_err());
-    s.event(&id, Event::Decide { task, by: "p@k.se".into(), roles: vec!["dpo".into()], option: "approve".into(), comment: None }).unwrap();
+    assert!(
+        s.event(
+            &id,
+            Event::Decide {
+                task,
+                by: "p@k.se".into(),
+                roles: vec!["it".into()],
+                option: "approve".into(),
+                comment: None
+            }
+        )
+        .is_err()
+    );
+    s.event(
+        &id,
+        Event::Decide {
+            task,
+            by: "p@k.se".into(),
+            roles: vec!["dpo".into()],
+            option: "approve".into(),
+            comment: None,
+        },
+    )
+    .unwrap();
     assert_eq!(s.instance(&id).status, Status::Completed);
 }
 
@@ -228,7 +402,17 @@ fn delegation_hands_the_task_over() {
     let mut s = sim("id: w\nsteps:\n  - id: a\n    approval: {title: t, assignees: [a@k.se]}\n");
     let id = s.start("w", json!({}), "u@k.se").unwrap();
     let task = s.open_tasks(&id)[0];
-    s.event(&id, Event::Delegate { task, by: "a@k.se".into(), roles: vec![], to: "b@k.se".into(), note: "semester".into() }).unwrap();
+    s.event(
+        &id,
+        Event::Delegate {
+            task,
+            by: "a@k.se".into(),
+            roles: vec![],
+            to: "b@k.se".into(),
+            note: "semester".into(),
+        },
+    )
+    .unwrap();
     assert!(decide(&mut s, &id, "a@k.se", "approve").is_err());
     decide(&mut s, &id, "b@k.se", "approve").unwrap();
     assert_eq!(s.instance(&id).status, Status::Completed);
@@ -295,12 +479,21 @@ steps:
   - id: done
     succeed: "{{ steps.sig.output.ref }}"
 "#);
-    let id = s.start("w", json!({"at": "2026-01-01T05:00:00Z"}), "u@k.se").unwrap();
+    let id = s
+        .start("w", json!({"at": "2026-01-01T05:00:00Z"}), "u@k.se")
+        .unwrap();
     s.advance(H);
     assert_eq!(s.instance(&id).outputs[&0].get("pause"), None);
     s.advance(4 * H);
     assert_eq!(s.instance(&id).outputs[&0]["until"].status, "completed");
-    s.event(&id, Event::Signal { name: "dpa-notified".into(), data: json!({"ref": "IMY-1"}) }).unwrap();
+    s.event(
+        &id,
+        Event::Signal {
+            name: "dpa-notified".into(),
+            data: json!({"ref": "IMY-1"}),
+        },
+    )
+    .unwrap();
     assert_eq!(s.instance(&id).output.as_ref().unwrap()["message"], "IMY-1");
     check_replay(&s);
 }
@@ -310,7 +503,14 @@ fn a_signal_sent_early_is_kept_and_a_missing_one_times_out() {
     let y = "id: w\nsteps:\n  - id: p\n    wait: 1h\n  - id: s\n    wait: {signal: go}\n    timeout: 1h\n";
     let mut s = sim(y);
     let id = s.start("w", json!({}), "u@k.se").unwrap();
-    s.event(&id, Event::Signal { name: "go".into(), data: json!(1) }).unwrap();
+    s.event(
+        &id,
+        Event::Signal {
+            name: "go".into(),
+            data: json!(1),
+        },
+    )
+    .unwrap();
     s.advance(H);
     assert_eq!(s.instance(&id).status, Status::Completed);
     let mut s = sim(y);
@@ -349,10 +549,15 @@ steps:
     succeed: "{{ vars.route }}/{{ vars.case }}"
 "#;
     let mut s = sim(y);
-    let a = s.start("w", json!({"kind": "personal_data"}), "u@k.se").unwrap();
+    let a = s
+        .start("w", json!({"kind": "personal_data"}), "u@k.se")
+        .unwrap();
     let b = s.start("w", json!({"kind": "network"}), "u@k.se").unwrap();
     assert_eq!(s.instance(&a).output.as_ref().unwrap()["message"], "imy/pd");
-    assert_eq!(s.instance(&b).output.as_ref().unwrap()["message"], "support/other");
+    assert_eq!(
+        s.instance(&b).output.as_ref().unwrap()["message"],
+        "support/other"
+    );
     check_replay(&s);
 }
 
@@ -400,20 +605,29 @@ steps:
   - id: done
     succeed: "{{ steps.each.output | map(attribute='last') | join(',') }}"
 "#);
-    let id = s.start("w", json!({"users": ["a", "b", "c", "d", "e"]}), "u@k.se").unwrap();
+    let id = s
+        .start("w", json!({"users": ["a", "b", "c", "d", "e"]}), "u@k.se")
+        .unwrap();
     let running = |s: &Sim| s.instance(&id).threads.len();
     assert_eq!(running(&s), 3, "the foreach thread and two iterations");
     s.advance(H);
     assert_eq!(running(&s), 3);
     s.advance(2 * H);
-    assert_eq!(s.instance(&id).output.as_ref().unwrap()["message"], "a,b,c,d,e");
+    assert_eq!(
+        s.instance(&id).output.as_ref().unwrap()["message"],
+        "a,b,c,d,e"
+    );
     check_replay(&s);
 }
 
 #[test]
 fn sub_workflows_run_to_completion() {
-    let child = plan("id: child\ninput:\n  n: {type: integer}\nsteps:\n  - id: w\n    wait: 1h\noutput:\n  twice: \"{{ input.n * 2 }}\"\n");
-    let parent = plan("id: parent\nsteps:\n  - id: c\n    workflow: child\n    input: {n: 21}\n  - id: done\n    succeed: \"{{ steps.c.output.twice }}\"\n");
+    let child = plan(
+        "id: child\ninput:\n  n: {type: integer}\nsteps:\n  - id: w\n    wait: 1h\noutput:\n  twice: \"{{ input.n * 2 }}\"\n",
+    );
+    let parent = plan(
+        "id: parent\nsteps:\n  - id: c\n    workflow: child\n    input: {n: 21}\n  - id: done\n    succeed: \"{{ steps.c.output.twice }}\"\n",
+    );
     let mut s = Sim::new([child, parent], T0);
     let id = s.start("parent", json!({}), "u@k.se").unwrap();
     s.advance(2 * H);
@@ -450,13 +664,21 @@ steps:
     // Discovered 10 hours before the start: the clock runs from discovery.
     let discovered = "2025-12-31T14:00:00Z";
     let mut s = sim(&y.replace("WAIT", "50h"));
-    let id = s.start("w", json!({"discovered_at": discovered}), "u@k.se").unwrap();
+    let id = s
+        .start("w", json!({"discovered_at": discovered}), "u@k.se")
+        .unwrap();
     assert_eq!(s.instance(&id).clocks["dpa"].due, T0 + 62 * H);
     s.advance(100 * H);
-    assert_eq!(s.calls.len(), 1, "warned at 38h, met at 50h, never breached");
+    assert_eq!(
+        s.calls.len(),
+        1,
+        "warned at 38h, met at 50h, never breached"
+    );
     assert_eq!(s.calls[0].args["subject"], "dpa due 2026-01-03T14:00:00Z");
     let mut s = sim(&y.replace("WAIT", "70h"));
-    let id = s.start("w", json!({"discovered_at": discovered}), "u@k.se").unwrap();
+    let id = s
+        .start("w", json!({"discovered_at": discovered}), "u@k.se")
+        .unwrap();
     s.advance(100 * H);
     let subjects: Vec<&Value> = s.calls.iter().map(|c| &c.args["subject"]).collect();
     assert_eq!(subjects.len(), 2, "{subjects:?}");
@@ -467,14 +689,29 @@ steps:
 
 #[test]
 fn cancel_closes_everything() {
-    let mut s = sim("id: w\nsteps:\n  - id: a\n    approval: {title: t, assignees: [a@k.se], deadline: 1d}\n");
+    let mut s = sim(
+        "id: w\nsteps:\n  - id: a\n    approval: {title: t, assignees: [a@k.se], deadline: 1d}\n",
+    );
     let id = s.start("w", json!({}), "u@k.se").unwrap();
     let task = s.open_tasks(&id)[0];
-    s.event(&id, Event::Cancel { by: "admin@k.se".into(), reason: "test".into() }).unwrap();
+    s.event(
+        &id,
+        Event::Cancel {
+            by: "admin@k.se".into(),
+            reason: "test".into(),
+        },
+    )
+    .unwrap();
     let i = s.instance(&id);
     assert_eq!(i.status, Status::Cancelled);
     assert!(i.timers.is_empty() && i.tasks.values().all(|t| !t.open));
-    let late = Event::Decide { task, by: "a@k.se".into(), roles: vec![], option: "approve".into(), comment: None };
+    let late = Event::Decide {
+        task,
+        by: "a@k.se".into(),
+        roles: vec![],
+        option: "approve".into(),
+        comment: None,
+    };
     assert_eq!(s.event(&id, late), Err(Rejection::Finished));
 }
 
@@ -490,7 +727,9 @@ fn a_year_of_virtual_time_runs_in_milliseconds() {
 
 #[test]
 fn start_input_is_checked_with_every_problem() {
-    let p = plan("id: w\ninput:\n  a: {type: datetime}\n  b: {type: integer, default: 3}\n  c: {type: string, enum: [x, y]}\nsteps:\n  - id: s\n    wait: 1h\n");
+    let p = plan(
+        "id: w\ninput:\n  a: {type: datetime}\n  b: {type: integer, default: 3}\n  c: {type: string, enum: [x, y]}\nsteps:\n  - id: s\n    wait: 1h\n",
+    );
     let errs = super::input::check(&p, &json!({"a": "yesterday", "c": "z", "d": 1})).unwrap_err();
     assert_eq!(errs.len(), 3, "{errs:?}");
     let ok = super::input::check(&p, &json!({"a": "2026-01-01T00:00:00Z", "c": "x"})).unwrap();

@@ -28,7 +28,13 @@ impl Entry {
     pub fn link(prev: [u8; 32], seq: u64, at: Ts, record: Record) -> Entry {
         let json = serde_json::to_vec(&record).expect("records serialize");
         let hash = digest(&prev, seq, at, &json);
-        Entry { seq, at, record, prev, hash }
+        Entry {
+            seq,
+            at,
+            record,
+            prev,
+            hash,
+        }
     }
 }
 
@@ -53,13 +59,18 @@ pub enum ChainError {
 }
 
 /// Verifies a whole chain; returns the number of entries and the last hash.
-pub fn verify<'a>(entries: impl IntoIterator<Item = &'a Entry>) -> Result<(u64, [u8; 32]), ChainError> {
+pub fn verify<'a>(
+    entries: impl IntoIterator<Item = &'a Entry>,
+) -> Result<(u64, [u8; 32]), ChainError> {
     let mut prev = GENESIS;
     let mut n = 0u64;
     for e in entries {
         let expected = n + 1;
         if e.seq != expected {
-            return Err(ChainError::Gap { seq: e.seq, expected });
+            return Err(ChainError::Gap {
+                seq: e.seq,
+                expected,
+            });
         }
         if e.prev != prev {
             return Err(ChainError::Broken { seq: e.seq });
@@ -84,7 +95,9 @@ mod hex32 {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
         let s = String::deserialize(d)?;
         let bytes = hex::decode(&s).map_err(serde::de::Error::custom)?;
-        bytes.try_into().map_err(|_| serde::de::Error::custom("a hash is 32 bytes"))
+        bytes
+            .try_into()
+            .map_err(|_| serde::de::Error::custom("a hash is 32 bytes"))
     }
 }
 
@@ -97,7 +110,15 @@ mod tests {
         let mut out = Vec::new();
         let mut prev = GENESIS;
         for i in 1..=3 {
-            let e = Entry::link(prev, i, i as i64 * 10, Record::SignalReceived { name: format!("s{i}"), data: json!(i) });
+            let e = Entry::link(
+                prev,
+                i,
+                i as i64 * 10,
+                Record::SignalReceived {
+                    name: format!("s{i}"),
+                    data: json!(i),
+                },
+            );
             prev = e.hash;
             out.push(e);
         }
@@ -113,11 +134,20 @@ mod tests {
     #[test]
     fn changes_are_seen() {
         let mut c = chain();
-        c[1].record = Record::SignalReceived { name: "forged".into(), data: json!(0) };
+        c[1].record = Record::SignalReceived {
+            name: "forged".into(),
+            data: json!(0),
+        };
         assert_eq!(verify(&c), Err(ChainError::Tampered { seq: 2 }));
         let mut c = chain();
         c.remove(1);
-        assert_eq!(verify(&c), Err(ChainError::Gap { seq: 3, expected: 2 }));
+        assert_eq!(
+            verify(&c),
+            Err(ChainError::Gap {
+                seq: 3,
+                expected: 2
+            })
+        );
         let mut c = chain();
         c[2].prev = [1; 32];
         assert_eq!(verify(&c), Err(ChainError::Broken { seq: 3 }));

@@ -15,6 +15,7 @@
 //! | `W` instances by workflow and status | workflow, `0xFF`, status, `0xFF`, id | empty |
 //! | `O` outbox (actions to perform) | id, `0xFF`, seq (u64 BE) | action (JSON) |
 //! | `K` start idempotency keys | key | id |
+//! | `C` instances with calls in flight | id | empty |
 //!
 //! Instance ids, workflow ids and addresses are UTF-8 and never contain
 //! `0xFF`, so `0xFF` ends a variable-length part and prefix scans are exact.
@@ -28,6 +29,7 @@ pub const TASK: u8 = b'A';
 pub const BY_WORKFLOW: u8 = b'W';
 pub const OUTBOX: u8 = b'O';
 pub const START_KEY: u8 = b'K';
+pub const CALLS: u8 = b'C';
 
 const SEP: u8 = 0xFF;
 
@@ -111,7 +113,10 @@ pub fn parse_timer(k: &[u8]) -> Option<(i64, String, u32)> {
 }
 
 pub fn task(assignee: &str, id: &str, task: u32) -> Vec<u8> {
-    key(TASK, &[assignee.as_bytes(), id.as_bytes(), &task.to_be_bytes()])
+    key(
+        TASK,
+        &[assignee.as_bytes(), id.as_bytes(), &task.to_be_bytes()],
+    )
 }
 
 pub fn tasks_of(assignee: &str) -> Vec<u8> {
@@ -139,7 +144,10 @@ pub fn parse_task(k: &[u8]) -> Option<(String, String, u32)> {
 }
 
 pub fn by_workflow(workflow: &str, status: &str, id: &str) -> Vec<u8> {
-    key(BY_WORKFLOW, &[workflow.as_bytes(), status.as_bytes(), id.as_bytes()])
+    key(
+        BY_WORKFLOW,
+        &[workflow.as_bytes(), status.as_bytes(), id.as_bytes()],
+    )
 }
 
 pub fn by_workflow_prefix(workflow: &str, status: Option<&str>) -> Vec<u8> {
@@ -161,6 +169,10 @@ pub fn outbox(id: &str, seq: u64) -> Vec<u8> {
     key(OUTBOX, &[id.as_bytes(), &seq.to_be_bytes()])
 }
 
+pub fn calls(id: &str) -> Vec<u8> {
+    key(CALLS, &[id.as_bytes()])
+}
+
 pub fn start_key(k: &str) -> Vec<u8> {
     key(START_KEY, &[k.as_bytes()])
 }
@@ -171,11 +183,26 @@ mod tests {
 
     #[test]
     fn history_sorts_by_instance_then_sequence() {
-        let mut keys = vec![history("b", 1), history("a", 300), history("a", 2), history("a.1", 0), history("a", 256)];
+        let mut keys = vec![
+            history("b", 1),
+            history("a", 300),
+            history("a", 2),
+            history("a.1", 0),
+            history("a", 256),
+        ];
         keys.sort();
         // `.` sorts before the separator: a child's entries come before its
         // parent's, and neither prefix scan sees the other's.
-        assert_eq!(keys, vec![history("a.1", 0), history("a", 2), history("a", 256), history("a", 300), history("b", 1)]);
+        assert_eq!(
+            keys,
+            vec![
+                history("a.1", 0),
+                history("a", 2),
+                history("a", 256),
+                history("a", 300),
+                history("b", 1)
+            ]
+        );
         // A child's history is not inside its parent's prefix.
         assert!(!history("a.1", 0).starts_with(&history_prefix("a")));
         assert!(history("a", 7).starts_with(&history_prefix("a")));
@@ -183,7 +210,12 @@ mod tests {
 
     #[test]
     fn timers_sort_by_due_time_including_before_1970() {
-        let mut keys = vec![timer(5_000, "x", 1), timer(-10, "y", 2), timer(1_000, "z", 3), timer(1_000, "a", 9)];
+        let mut keys = vec![
+            timer(5_000, "x", 1),
+            timer(-10, "y", 2),
+            timer(1_000, "z", 3),
+            timer(1_000, "a", 9),
+        ];
         keys.sort();
         let order: Vec<_> = keys.iter().map(|k| parse_timer(k).unwrap()).collect();
         assert_eq!(order[0], (-10, "y".into(), 2));
@@ -196,7 +228,10 @@ mod tests {
     #[test]
     fn task_and_workflow_keys_round_trip_and_group() {
         let k = task("dpo@kommun.se", "01abc", 7);
-        assert_eq!(parse_task(&k), Some(("dpo@kommun.se".into(), "01abc".into(), 7)));
+        assert_eq!(
+            parse_task(&k),
+            Some(("dpo@kommun.se".into(), "01abc".into(), 7))
+        );
         assert!(k.starts_with(&tasks_of("dpo@kommun.se")));
         assert!(!k.starts_with(&tasks_of("dpo@kommun.s")));
         let w = by_workflow("incident", "waiting", "01abc");
@@ -209,7 +244,18 @@ mod tests {
     #[test]
     fn tables_do_not_interleave() {
         assert!(instance("zzz") < history("", 0) || instance("zzz")[0] != history("", 0)[0]);
-        let tables = [META, DEFINITION, INSTANCE, HISTORY, TIMER, TASK, BY_WORKFLOW, OUTBOX, START_KEY];
+        let tables = [
+            META,
+            DEFINITION,
+            INSTANCE,
+            HISTORY,
+            TIMER,
+            TASK,
+            BY_WORKFLOW,
+            OUTBOX,
+            START_KEY,
+            CALLS,
+        ];
         let mut sorted = tables.to_vec();
         sorted.sort();
         sorted.dedup();

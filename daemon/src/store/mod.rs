@@ -18,7 +18,7 @@ use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{Action, Instance, Record, Ts};
+use crate::engine::{Action, Instance, Ts};
 pub use chain::{ChainError, Entry};
 pub use sled_store::{SledStore, StoreConfig};
 
@@ -31,13 +31,22 @@ pub enum StoreError {
     Sled(#[from] sled::Error),
     #[error("stored data is unreadable at {what}: {detail}")]
     Corrupt { what: String, detail: String },
-    #[error("the data directory has format version {found}, this vakt reads version {expected}: {hint}")]
-    Version { found: u32, expected: u32, hint: &'static str },
+    #[error(
+        "the data directory has format version {found}, this vakt reads version {expected}: {hint}"
+    )]
+    Version {
+        found: u32,
+        expected: u32,
+        hint: &'static str,
+    },
 }
 
 impl StoreError {
     pub fn corrupt(what: impl Into<String>, detail: impl std::fmt::Display) -> Self {
-        StoreError::Corrupt { what: what.into(), detail: detail.to_string() }
+        StoreError::Corrupt {
+            what: what.into(),
+            detail: detail.to_string(),
+        }
     }
 }
 
@@ -53,7 +62,13 @@ pub struct Stored {
 
 impl Stored {
     pub fn new(id: &str) -> Self {
-        Stored { instance: Instance { id: id.to_owned(), ..Default::default() }, last_hash: chain::GENESIS }
+        Stored {
+            instance: Instance {
+                id: id.to_owned(),
+                ..Default::default()
+            },
+            last_hash: chain::GENESIS,
+        }
     }
 }
 
@@ -66,14 +81,45 @@ pub struct OutboxItem {
     pub action: serde_json::Value,
 }
 
+/// What the indexes hold of an instance: enough to update them by diff.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IndexState {
+    pub workflow: String,
+    pub status: &'static str,
+    pub timers: Vec<(Ts, u32)>,
+    /// Open tasks, by assignee.
+    pub tasks: Vec<(String, u32)>,
+    pub has_calls: bool,
+}
+
+impl IndexState {
+    pub fn of(i: &Instance) -> Self {
+        IndexState {
+            workflow: i.workflow.clone(),
+            status: i.status.as_str(),
+            timers: i.timers.iter().map(|(id, t)| (t.due, *id)).collect(),
+            tasks: i
+                .tasks
+                .iter()
+                .filter(|(_, t)| t.open)
+                .flat_map(|(id, t)| t.assignees.iter().map(move |a| (a.clone(), *id)))
+                .collect(),
+            has_calls: !i.calls.is_empty(),
+        }
+    }
+}
+
 /// What one instance's transition writes, atomically with the others of its group.
 #[derive(Debug, Clone)]
 pub struct Commit {
-    /// The instance before the transition (`None`: a new instance).
-    pub before: Option<Instance>,
-    /// The instance after it; `last_hash` is the chain's end *before* these records.
-    pub after: Stored,
-    pub records: Vec<(Record, Ts)>,
+    pub id: String,
+    /// The indexes before the transition (`None`: a new instance).
+    pub before: Option<IndexState>,
+    pub after: IndexState,
+    /// The serialized [`Stored`] after the transition.
+    pub snapshot: Vec<u8>,
+    /// The new history entries, already linked (see [`chain::Entry::link`]).
+    pub entries: Vec<Entry>,
     /// Actions to keep in the outbox until performed.
     pub outbox: Vec<Action>,
     /// An `Idempotency-Key` to map to this instance.
@@ -91,11 +137,17 @@ pub trait Instances {
     fn load(&self, id: &str) -> Result<Option<Stored>>;
     fn history(&self, id: &str) -> Result<Vec<Entry>>;
     fn instance_by_start_key(&self, key: &str) -> Result<Option<String>>;
-    fn ids_by_workflow(&self, workflow: &str, status: Option<&str>, limit: usize) -> Result<Vec<String>>;
+    fn ids_by_workflow(
+        &self,
+        workflow: &str,
+        status: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>>;
     fn all_ids(&self) -> Result<Vec<String>>;
-    /// Writes a group of commits atomically and makes them durable; returns
-    /// each instance's new chain end, in order.
-    fn commit(&self, commits: Vec<Commit>) -> impl Future<Output = Result<Vec<[u8; 32]>>> + Send;
+    /// Writes a group of commits atomically and makes them durable.
+    fn commit(&self, commits: &[Commit]) -> impl Future<Output = Result<()>> + Send;
+    /// Instances with connector calls in flight (to re-issue after a crash).
+    fn ids_with_calls(&self) -> Result<Vec<String>>;
 }
 
 /// Timers by due time.

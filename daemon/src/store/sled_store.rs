@@ -9,8 +9,11 @@ use std::path::Path;
 
 use super::chain::Entry;
 use super::keys;
-use super::{Commit, Definitions, Instances, OutboxItem, Result, SCHEMA_VERSION, StoreError, Stored, Tasks, Timers};
-use crate::engine::{Instance, Ts};
+use super::{
+    Commit, Definitions, IndexState, Instances, OutboxItem, Result, SCHEMA_VERSION, StoreError,
+    Stored, Tasks, Timers,
+};
+use crate::engine::Ts;
 
 /// Store settings.
 #[derive(Debug, Clone)]
@@ -21,7 +24,9 @@ pub struct StoreConfig {
 
 impl Default for StoreConfig {
     fn default() -> Self {
-        StoreConfig { cache_bytes: 64 << 20 }
+        StoreConfig {
+            cache_bytes: 64 << 20,
+        }
     }
 }
 
@@ -44,7 +49,9 @@ impl SledStore {
         let store = SledStore { db, tree };
         match store.tree.get(keys::meta("schema_version"))? {
             None => {
-                store.tree.insert(keys::meta("schema_version"), &SCHEMA_VERSION.to_be_bytes())?;
+                store
+                    .tree
+                    .insert(keys::meta("schema_version"), &SCHEMA_VERSION.to_be_bytes())?;
                 store.db.flush()?;
             }
             Some(v) => {
@@ -61,92 +68,98 @@ impl SledStore {
         Ok(store)
     }
 
+    /// Makes everything written so far durable.
+    pub async fn flush(&self) -> Result<()> {
+        self.tree.flush_async().await?;
+        Ok(())
+    }
+
     /// Bytes on disk.
     pub fn size_on_disk(&self) -> Result<u64> {
         Ok(self.db.size_on_disk()?)
     }
 
-    fn build_batch(&self, commits: &[Commit]) -> Result<(sled::Batch, Vec<[u8; 32]>)> {
+    fn build_batch(&self, commits: &[Commit]) -> sled::Batch {
         let mut batch = sled::Batch::default();
-        let mut ends = Vec::with_capacity(commits.len());
         for c in commits {
-            let inst = &c.after.instance;
-            let id = inst.id.as_str();
-            let mut prev = c.after.last_hash;
-            let first_seq = inst.seq - c.records.len() as u64 + 1;
-            for (i, (record, at)) in c.records.iter().enumerate() {
-                let e = Entry::link(prev, first_seq + i as u64, *at, record.clone());
-                prev = e.hash;
-                batch.insert(keys::history(id, e.seq), serde_json::to_vec(&e).expect("entries serialize"));
+            let id = c.id.as_str();
+            let mut last_seq = 0;
+            for e in &c.entries {
+                batch.insert(
+                    keys::history(id, e.seq),
+                    serde_json::to_vec(e).expect("entries serialize"),
+                );
+                last_seq = e.seq;
             }
-            let stored = Stored { instance: inst.clone(), last_hash: prev };
-            batch.insert(keys::instance(id), serde_json::to_vec(&stored).expect("snapshots serialize"));
-            index_diff(&mut batch, c.before.as_ref(), inst);
+            batch.insert(keys::instance(id), c.snapshot.as_slice());
+            index_diff(&mut batch, id, c.before.as_ref(), &c.after);
             for (i, action) in c.outbox.iter().enumerate() {
-                let key = inst.seq * 64 + i as u64;
-                let item = OutboxItem { instance: id.to_owned(), key, action: serde_json::to_value(action).expect("actions serialize") };
-                batch.insert(keys::outbox(id, key), serde_json::to_vec(&item).expect("outbox serializes"));
+                let key = last_seq * 64 + i as u64;
+                let item = OutboxItem {
+                    instance: id.to_owned(),
+                    key,
+                    action: serde_json::to_value(action).expect("actions serialize"),
+                };
+                batch.insert(
+                    keys::outbox(id, key),
+                    serde_json::to_vec(&item).expect("outbox serializes"),
+                );
             }
             if let Some(k) = &c.start_key {
                 batch.insert(keys::start_key(k), id.as_bytes());
             }
-            ends.push(prev);
         }
-        Ok((batch, ends))
+        batch
     }
 }
 
-/// Updates the timer, task and workflow/status indexes from `before` to `after`.
-fn index_diff(batch: &mut sled::Batch, before: Option<&Instance>, after: &Instance) {
-    let timers = |i: Option<&Instance>| -> BTreeSet<(Ts, u32)> {
-        i.map(|i| i.timers.iter().map(|(id, t)| (t.due, *id)).collect()).unwrap_or_default()
-    };
-    let tasks = |i: Option<&Instance>| -> BTreeSet<(String, u32)> {
-        i.map(|i| {
-            i.tasks
-                .iter()
-                .filter(|(_, t)| t.open)
-                .flat_map(|(id, t)| t.assignees.iter().map(move |a| (a.clone(), *id)))
-                .collect()
-        })
-        .unwrap_or_default()
-    };
-    let id = after.id.as_str();
-    let (t0, t1) = (timers(before), timers(Some(after)));
+/// Updates the timer, task, call and workflow/status indexes by diff.
+fn index_diff(batch: &mut sled::Batch, id: &str, before: Option<&IndexState>, after: &IndexState) {
+    let empty = IndexState::default();
+    let b = before.unwrap_or(&empty);
+    let (t0, t1): (BTreeSet<_>, BTreeSet<_>) =
+        (b.timers.iter().collect(), after.timers.iter().collect());
     for (due, t) in t0.difference(&t1) {
         batch.remove(keys::timer(*due, id, *t));
     }
     for (due, t) in t1.difference(&t0) {
         batch.insert(keys::timer(*due, id, *t), &[]);
     }
-    let (a0, a1) = (tasks(before), tasks(Some(after)));
+    let (a0, a1): (BTreeSet<_>, BTreeSet<_>) =
+        (b.tasks.iter().collect(), after.tasks.iter().collect());
     for (who, t) in a0.difference(&a1) {
         batch.remove(keys::task(who, id, *t));
     }
     for (who, t) in a1.difference(&a0) {
         batch.insert(keys::task(who, id, *t), &[]);
     }
-    let new_status = after.status.as_str();
-    if let Some(b) = before
-        && (b.status.as_str() != new_status || b.workflow != after.workflow)
-    {
-        batch.remove(keys::by_workflow(&b.workflow, b.status.as_str(), id));
+    if b.has_calls && !after.has_calls {
+        batch.remove(keys::calls(id));
+    } else if !b.has_calls && after.has_calls {
+        batch.insert(keys::calls(id), &[]);
     }
-    if before.is_none_or(|b| b.status.as_str() != new_status || b.workflow != after.workflow) {
-        batch.insert(keys::by_workflow(&after.workflow, new_status, id), &[]);
+    let moved = before.is_none_or(|b| b.status != after.status || b.workflow != after.workflow);
+    if moved {
+        if let Some(b) = before {
+            batch.remove(keys::by_workflow(&b.workflow, b.status, id));
+        }
+        batch.insert(keys::by_workflow(&after.workflow, after.status, id), &[]);
     }
 }
 
 impl Definitions for SledStore {
     fn put_definition(&self, hash: &str, source: &str) -> Result<()> {
-        self.tree.insert(keys::definition(hash), source.as_bytes())?;
+        self.tree
+            .insert(keys::definition(hash), source.as_bytes())?;
         Ok(())
     }
 
     fn definition(&self, hash: &str) -> Result<Option<String>> {
         match self.tree.get(keys::definition(hash))? {
             None => Ok(None),
-            Some(v) => String::from_utf8(v.to_vec()).map(Some).map_err(|e| StoreError::corrupt(format!("definition {hash}"), e)),
+            Some(v) => String::from_utf8(v.to_vec())
+                .map(Some)
+                .map_err(|e| StoreError::corrupt(format!("definition {hash}"), e)),
         }
     }
 }
@@ -155,7 +168,9 @@ impl Instances for SledStore {
     fn load(&self, id: &str) -> Result<Option<Stored>> {
         match self.tree.get(keys::instance(id))? {
             None => Ok(None),
-            Some(v) => serde_json::from_slice(&v).map(Some).map_err(|e| StoreError::corrupt(format!("instance {id}"), e)),
+            Some(v) => serde_json::from_slice(&v)
+                .map(Some)
+                .map_err(|e| StoreError::corrupt(format!("instance {id}"), e)),
         }
     }
 
@@ -164,18 +179,31 @@ impl Instances for SledStore {
             .scan_prefix(keys::history_prefix(id))
             .map(|kv| {
                 let (_, v) = kv?;
-                serde_json::from_slice(&v).map_err(|e| StoreError::corrupt(format!("history of {id}"), e))
+                serde_json::from_slice(&v)
+                    .map_err(|e| StoreError::corrupt(format!("history of {id}"), e))
             })
             .collect()
     }
 
     fn instance_by_start_key(&self, key: &str) -> Result<Option<String>> {
-        Ok(self.tree.get(keys::start_key(key))?.map(|v| String::from_utf8_lossy(&v).into_owned()))
+        Ok(self
+            .tree
+            .get(keys::start_key(key))?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
     }
 
-    fn ids_by_workflow(&self, workflow: &str, status: Option<&str>, limit: usize) -> Result<Vec<String>> {
+    fn ids_by_workflow(
+        &self,
+        workflow: &str,
+        status: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>> {
         let mut out = Vec::new();
-        for kv in self.tree.scan_prefix(keys::by_workflow_prefix(workflow, status)).take(limit) {
+        for kv in self
+            .tree
+            .scan_prefix(keys::by_workflow_prefix(workflow, status))
+            .take(limit)
+        {
             let (k, _) = kv?;
             out.extend(keys::parse_by_workflow(&k));
         }
@@ -191,18 +219,31 @@ impl Instances for SledStore {
         Ok(out)
     }
 
-    async fn commit(&self, commits: Vec<Commit>) -> Result<Vec<[u8; 32]>> {
-        let (batch, ends) = self.build_batch(&commits)?;
+    async fn commit(&self, commits: &[Commit]) -> Result<()> {
+        let batch = self.build_batch(commits);
         self.tree.apply_batch(batch)?;
         self.tree.flush_async().await?;
-        Ok(ends)
+        Ok(())
+    }
+
+    fn ids_with_calls(&self) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for kv in self.tree.scan_prefix([keys::CALLS]) {
+            let (k, _) = kv?;
+            out.push(String::from_utf8_lossy(&k[1..]).into_owned());
+        }
+        Ok(out)
     }
 }
 
 impl Timers for SledStore {
     fn due_timers(&self, until: Ts, limit: usize) -> Result<Vec<(Ts, String, u32)>> {
         let mut out = Vec::new();
-        for kv in self.tree.range(vec![keys::TIMER]..keys::timers_after(until)).take(limit) {
+        for kv in self
+            .tree
+            .range(vec![keys::TIMER]..keys::timers_after(until))
+            .take(limit)
+        {
             let (k, _) = kv?;
             out.extend(keys::parse_timer(&k));
         }

@@ -1,0 +1,407 @@
+//! Group commit, and what happens after: replies, connector calls, the
+//! outbox, and recovery at open.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Cmd, ConnectorCall, Inner, RuntimeError};
+use crate::engine::{Action, CallOutcome, Event};
+use crate::store::{Commit, Instances, OutboxItem, Tasks};
+
+/// The most commits in one batch.
+const MAX_GROUP: usize = 4096;
+
+pub enum Reply {
+    Start(
+        Option<oneshot::Sender<Result<String, RuntimeError>>>,
+        String,
+    ),
+    Event(Option<oneshot::Sender<Result<(), RuntimeError>>>),
+}
+
+pub struct Pending {
+    pub commit: Commit,
+    pub actions: Vec<Action>,
+    pub reply: Reply,
+    pub id: String,
+    pub seq: u64,
+}
+
+/// Writes everything that arrived while the previous flush ran as one batch
+/// with one flush; then acknowledges and acts.
+pub async fn run(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Pending>) {
+    let stop = super::stopped(inner.stop.clone());
+    tokio::pin!(stop);
+    loop {
+        // Shards stop first; what they already handed over is still written.
+        let first = tokio::select! {
+            biased;
+            p = rx.recv() => match p { Some(p) => p, None => break },
+            _ = &mut stop => match rx.try_recv() { Ok(p) => p, Err(_) => break },
+        };
+        let mut group = vec![first];
+        while group.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(p) => group.push(p),
+                Err(_) => break,
+            }
+        }
+        let commits: Vec<Commit> = group.iter().map(|p| p.commit.clone()).collect();
+        let result = inner.store.commit(&commits).await;
+        let had_outbox = commits.iter().any(|c| !c.outbox.is_empty());
+        drop(commits);
+        match result {
+            Ok(()) => {
+                for p in group {
+                    if let Some(k) = &p.commit.start_key {
+                        inner.pending_keys.lock().expect("keys lock").remove(k);
+                    }
+                    inner.send(
+                        &p.id,
+                        Cmd::Flushed {
+                            id: p.id.clone(),
+                            seq: p.seq,
+                        },
+                    );
+                    match p.reply {
+                        Reply::Start(Some(tx), id) => {
+                            let _ = tx.send(Ok(id));
+                        }
+                        Reply::Event(Some(tx)) => {
+                            let _ = tx.send(Ok(()));
+                        }
+                        _ => {}
+                    }
+                    for a in p.actions {
+                        perform(&inner, &p.id, a);
+                    }
+                }
+                if had_outbox {
+                    inner.outbox_wake.notify_one();
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, commits = group.len(), "commit failed; nothing of it was acknowledged");
+                let msg = e.to_string();
+                for p in group {
+                    if let Some(k) = &p.commit.start_key {
+                        inner.pending_keys.lock().expect("keys lock").remove(k);
+                    }
+                    inner.send(&p.id, Cmd::Discard { id: p.id.clone() });
+                    let err =
+                        || RuntimeError::Store(crate::store::StoreError::corrupt("commit", &msg));
+                    match p.reply {
+                        Reply::Start(Some(tx), _) => {
+                            let _ = tx.send(Err(err()));
+                        }
+                        Reply::Event(Some(tx)) => {
+                            let _ = tx.send(Err(err()));
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Performs an immediate action (its records are durable).
+pub fn perform(inner: &Arc<Inner>, id: &str, action: Action) {
+    match action {
+        Action::Timer { .. } => inner.timer_wake.notify_one(),
+        Action::Call {
+            call,
+            role,
+            action,
+            args,
+            idempotency_key,
+            attempt,
+            deadline,
+        } => {
+            let inner = inner.clone();
+            let req = ConnectorCall {
+                instance: id.to_owned(),
+                role,
+                action,
+                args,
+                idempotency_key,
+                attempt,
+                deadline,
+            };
+            tokio::spawn(async move {
+                let _permit = inner.calls.acquire().await;
+                let instance = req.instance.clone();
+                let wait = req.deadline.map(|d| (d - inner.clock.now()).max(0) as u64);
+                let fut = inner.connector.call(req);
+                let outcome = match wait {
+                    Some(ms) => {
+                        match tokio::time::timeout(std::time::Duration::from_millis(ms), fut).await
+                        {
+                            Ok(o) => o,
+                            // The step's timeout timer decides; this answer is moot.
+                            Err(_) => CallOutcome::Err {
+                                message: "timed out".into(),
+                                retryable: false,
+                                retry_after: None,
+                            },
+                        }
+                    }
+                    None => fut.await,
+                };
+                inner.send(
+                    &instance.clone(),
+                    Cmd::Event {
+                        id: instance,
+                        event: Event::CallAnswered { call, outcome },
+                        reply: None,
+                    },
+                );
+            });
+        }
+        other => tracing::warn!(instance = %id, ?other, "unexpected immediate action"),
+    }
+}
+
+/// Performs the outbox: notifications, child starts, parent notifications.
+/// An item is removed only after it was performed: at least once.
+pub async fn outbox(inner: Arc<Inner>) {
+    let stop = super::stopped(inner.stop.clone());
+    tokio::pin!(stop);
+    loop {
+        if *inner.stop.borrow() {
+            break;
+        }
+        let items = match inner.store.outbox(256) {
+            Ok(i) => i,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the outbox");
+                Vec::new()
+            }
+        };
+        if items.is_empty() {
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                inner.outbox_wake.notified(),
+            )
+            .await;
+            continue;
+        }
+        let mut done: Vec<OutboxItem> = Vec::new();
+        let mut failed = false;
+        for item in items {
+            if perform_outbox(&inner, &item).await {
+                done.push(item);
+            } else {
+                failed = true;
+            }
+        }
+        if let Err(e) = inner.store.outbox_done(&done) {
+            tracing::error!(error = %e, "cannot clear performed outbox items");
+        }
+        if failed {
+            let _ = tokio::time::timeout(
+                std::time::Duration::from_secs(5),
+                inner.outbox_wake.notified(),
+            )
+            .await;
+        }
+    }
+}
+
+async fn perform_outbox(inner: &Arc<Inner>, item: &OutboxItem) -> bool {
+    let action: Action = match serde_json::from_value::<OutboxAction>(item.action.clone()) {
+        Ok(a) => a.into(),
+        Err(e) => {
+            tracing::error!(instance = %item.instance, error = %e, "unreadable outbox item dropped");
+            return true;
+        }
+    };
+    match action {
+        Action::Notify { task, to, reason } => {
+            let instance = match inner.store.load(&item.instance) {
+                Ok(Some(s)) => s.instance,
+                Ok(None) => return true,
+                Err(_) => return false,
+            };
+            match inner.notifier.notify(&instance, task, &to, reason).await {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(instance = %item.instance, task, error = %e, "notification failed; will retry");
+                    false
+                }
+            }
+        }
+        Action::StartChild {
+            child,
+            workflow,
+            input,
+        } => {
+            let plan = inner.plans.read().expect("plans lock").current(&workflow);
+            let Some(plan) = plan else {
+                let error = crate::engine::StepError::new(
+                    "child",
+                    format!("no workflow `{workflow}` is loaded"),
+                );
+                inner.send(
+                    &item.instance,
+                    Cmd::Event {
+                        id: item.instance.clone(),
+                        event: Event::ChildFinished {
+                            child,
+                            result: Err(error),
+                        },
+                        reply: None,
+                    },
+                );
+                return true;
+            };
+            let input = match crate::engine::input::check(&plan, &input) {
+                Ok(i) => i,
+                Err(problems) => {
+                    let error = crate::engine::StepError::new(
+                        "child",
+                        format!("input of `{workflow}`: {}", problems.join("; ")),
+                    );
+                    inner.send(
+                        &item.instance,
+                        Cmd::Event {
+                            id: item.instance.clone(),
+                            event: Event::ChildFinished {
+                                child,
+                                result: Err(error),
+                            },
+                            reply: None,
+                        },
+                    );
+                    return true;
+                }
+            };
+            let by = inner
+                .store
+                .load(&item.instance)
+                .ok()
+                .flatten()
+                .map(|s| s.instance.started_by)
+                .unwrap_or_default();
+            let (tx, rx) = oneshot::channel();
+            inner.send(
+                &child,
+                Cmd::Start {
+                    id: child.clone(),
+                    plan,
+                    input,
+                    by,
+                    parent: Some(item.instance.clone()),
+                    key: None,
+                    reply: Some(tx),
+                },
+            );
+            matches!(rx.await, Ok(Ok(_)))
+        }
+        Action::Finished { parent, result } => {
+            let (tx, rx) = oneshot::channel();
+            inner.send(
+                &parent,
+                Cmd::Event {
+                    id: parent.clone(),
+                    event: Event::ChildFinished {
+                        child: item.instance.clone(),
+                        result,
+                    },
+                    reply: Some(tx),
+                },
+            );
+            !matches!(rx.await, Ok(Err(RuntimeError::Store(_))) | Err(_))
+        }
+        _ => true,
+    }
+}
+
+/// The outbox's own view of an action (actions are written as JSON).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+enum OutboxAction {
+    Notify {
+        task: u32,
+        to: Vec<String>,
+        reason: crate::engine::model::NotifyReason,
+    },
+    StartChild {
+        child: String,
+        workflow: String,
+        input: serde_json::Value,
+    },
+    Finished {
+        parent: String,
+        result: Result<serde_json::Value, crate::engine::StepError>,
+    },
+}
+
+impl From<OutboxAction> for Action {
+    fn from(a: OutboxAction) -> Action {
+        match a {
+            OutboxAction::Notify { task, to, reason } => Action::Notify { task, to, reason },
+            OutboxAction::StartChild {
+                child,
+                workflow,
+                input,
+            } => Action::StartChild {
+                child,
+                workflow,
+                input,
+            },
+            OutboxAction::Finished { parent, result } => Action::Finished { parent, result },
+        }
+    }
+}
+
+/// At open: re-issue connector calls that were in flight at the crash (the
+/// same idempotency keys). Timers and the outbox recover by themselves.
+pub fn recover(inner: &Arc<Inner>) -> Result<(), RuntimeError> {
+    let ids = inner.store.ids_with_calls()?;
+    let mut reissued = 0;
+    let mut seen = HashSet::new();
+    for id in ids {
+        if !seen.insert(id.clone()) {
+            continue;
+        }
+        let Some(stored) = inner.store.load(&id)? else {
+            continue;
+        };
+        for (call, c) in &stored.instance.calls {
+            let deadline = stored
+                .instance
+                .timers
+                .values()
+                .find(|t| {
+                    t.purpose == crate::engine::model::TimerPurpose::Timeout { thread: c.thread }
+                })
+                .map(|t| t.due);
+            perform(
+                inner,
+                &id,
+                Action::Call {
+                    call: *call,
+                    role: c.role.clone(),
+                    action: c.action.clone(),
+                    args: c.args.clone(),
+                    idempotency_key: c.idempotency_key.clone(),
+                    attempt: c.attempt,
+                    deadline,
+                },
+            );
+            reissued += 1;
+        }
+    }
+    if reissued > 0 {
+        tracing::info!(
+            calls = reissued,
+            "re-issued connector calls interrupted by the last stop"
+        );
+    }
+    inner.outbox_wake.notify_one();
+    inner.timer_wake.notify_one();
+    Ok(())
+}
