@@ -13,6 +13,7 @@
 
 pub mod cli;
 pub mod engine;
+pub mod scenario;
 pub mod runtime;
 pub mod store;
 pub mod workflow;

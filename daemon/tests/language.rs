@@ -13,12 +13,18 @@ use std::path::{Path, PathBuf};
 use vakt::workflow;
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
 }
 
 fn examples() -> Vec<PathBuf> {
     let files = workflow::expand_paths(&[repo_root().join("workflows")]).unwrap();
-    assert!(files.len() >= 3, "the three example workflows are missing: {files:?}");
+    assert!(
+        files.len() >= 3,
+        "the three example workflows are missing: {files:?}"
+    );
     files
 }
 
@@ -53,12 +59,18 @@ fn examples_satisfy_the_json_schema() {
     let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
     for path in examples() {
         let text = std::fs::read_to_string(&path).unwrap();
-        let doc: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+        let doc: serde_json::Value =
+            serde_saphyr::from_str_with_options(&text, workflow::lower::yaml_options()).unwrap();
         let errors: Vec<String> = validator
             .iter_errors(&doc)
             .map(|e| format!("{} at {}", e, e.instance_path()))
             .collect();
-        assert!(errors.is_empty(), "{} does not satisfy the schema:\n{}", path.display(), errors.join("\n"));
+        assert!(
+            errors.is_empty(),
+            "{} does not satisfy the schema:\n{}",
+            path.display(),
+            errors.join("\n")
+        );
     }
 }
 
@@ -67,23 +79,39 @@ fn the_schema_rejects_what_the_parser_rejects() {
     let schema: serde_json::Value = serde_json::from_str(&workflow::schema::json_schema()).unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
     let bad = serde_json::json!({"id": "x", "steps": [{"id": "a", "wait": "1h", "colour": "red"}]});
-    assert!(!validator.is_valid(&bad), "an unknown key must fail the schema");
+    assert!(
+        !validator.is_valid(&bad),
+        "an unknown key must fail the schema"
+    );
     let missing = serde_json::json!({"id": "x"});
-    assert!(!validator.is_valid(&missing), "a missing `steps` must fail the schema");
+    assert!(
+        !validator.is_valid(&missing),
+        "a missing `steps` must fail the schema"
+    );
 }
 
 #[test]
 fn bad_inputs_give_exact_errors() {
     let cases = ui_cases();
-    assert!(cases.len() >= 25, "expected at least 25 bad-input cases, found {}", cases.len());
+    assert!(
+        cases.len() >= 32,
+        "expected at least 32 bad-input cases, found {}",
+        cases.len()
+    );
     for path in cases {
         let name = path.file_stem().unwrap().to_str().unwrap().to_owned();
         let source = std::fs::read_to_string(&path).unwrap();
         let mut loaded = vec![workflow::load_source(format!("{name}.yaml"), source)];
         workflow::check_set(&mut loaded);
         let out = loaded[0].render_errors();
-        assert!(!out.is_empty(), "{name}.yaml should be invalid but validated");
-        assert!(out.starts_with(&format!("{name}.yaml:")), "{name}: errors must start with file:line:column");
+        assert!(
+            !out.is_empty(),
+            "{name}.yaml should be invalid but validated"
+        );
+        assert!(
+            out.starts_with(&format!("{name}.yaml:")),
+            "{name}: errors must start with file:line:column"
+        );
         insta::assert_snapshot!(format!("ui-{name}"), out);
     }
 }

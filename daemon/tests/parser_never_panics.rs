@@ -1,8 +1,10 @@
 //! The parser and validator never panic, whatever the bytes.
 //!
 //! Arbitrary bytes, arbitrary text, and — more telling — the example
-//! workflows mutated line by line (lines dropped, duplicated, cut short,
-//! re-indented), which reaches deep into lowering.
+//! workflows and the bad-input cases of `tests/ui/` mutated line by line
+//! (lines dropped, duplicated, cut short, re-indented), which reaches deep
+//! into lowering; and random templates and expressions in a valid file,
+//! which exercises the code that finds the offending token in a string.
 
 use proptest::prelude::*;
 use vakt::workflow;
@@ -14,6 +16,46 @@ fn examples() -> Vec<String> {
         .iter()
         .map(|p| std::fs::read_to_string(p).unwrap())
         .collect()
+}
+
+fn ui_cases() -> Vec<String> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/ui");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect()
+}
+
+fn mutate(source: &str, ops: Vec<(u8, prop::sample::Index, usize)>) -> String {
+    let mut lines: Vec<String> = source.lines().map(str::to_owned).collect();
+    for (op, at, n) in ops {
+        if lines.is_empty() {
+            break;
+        }
+        let i = at.index(lines.len());
+        match op {
+            0 => {
+                lines.remove(i);
+            }
+            1 => {
+                let l = lines[i].clone();
+                lines.insert(i, l);
+            }
+            2 => {
+                let cut = n.min(lines[i].chars().count());
+                let l: String = lines[i].chars().take(cut).collect();
+                lines[i] = l;
+            }
+            3 => lines[i] = format!("  {}", lines[i]),
+            _ => lines[i] = lines[i].trim_start().to_owned(),
+        }
+    }
+    lines.join("\n")
 }
 
 fn check(text: String) {
@@ -33,6 +75,23 @@ proptest! {
     #[test]
     fn yaml_like_text(text in "[a-z_:{}\\[\\]\\- \n\"'|>#&*!%@`0-9.]{0,300}") {
         check(text);
+    }
+
+    #[test]
+    fn mutated_ui_cases(
+        which in any::<prop::sample::Index>(),
+        ops in proptest::collection::vec((0u8..5, any::<prop::sample::Index>(), 0usize..40), 1..6),
+    ) {
+        let cases = ui_cases();
+        check(mutate(&cases[which.index(cases.len())], ops));
+    }
+
+    #[test]
+    fn random_templates(text in "[a-zé_{}%|\"' .:()\\[\\]\n#<>=-]{0,60}") {
+        // A JSON string is a valid double-quoted YAML scalar.
+        let quoted = serde_json::to_string(&text).unwrap();
+        check(format!("id: w\nsteps:\n  - id: s\n    call: mail.send\n    with:\n      to: a@b.se\n      subject: {quoted}\n      body: |\n        {}\n", text.replace('\n', "\n        ")));
+        check(format!("id: w\nsteps:\n  - id: s\n    if: {quoted}\n    then:\n      - id: t\n        wait: 1h\n"));
     }
 
     #[test]

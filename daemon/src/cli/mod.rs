@@ -4,6 +4,7 @@
 //! problems (invalid workflows, failed scenarios), 2 the command itself was
 //! wrong (usage errors, unreadable paths).
 
+mod internal;
 mod validate;
 
 use std::path::PathBuf;
@@ -31,6 +32,13 @@ pub enum Command {
         #[arg(long, short)]
         quiet: bool,
     },
+    /// Run workflow scenario tests (*.test.yaml) on virtual time.
+    Test {
+        /// Scenario files or directories (searched recursively); workflows
+        /// are loaded from the same paths.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+    },
     /// Print the JSON Schema of workflow files, for editors.
     Schema,
     /// Print a Mermaid flowchart of a workflow's steps.
@@ -38,6 +46,9 @@ pub enum Command {
         /// The workflow file.
         file: PathBuf,
     },
+    /// Tools for vakt's own tests and benchmarks.
+    #[command(hide = true, subcommand)]
+    Internal(internal::Internal),
 }
 
 /// Runs the command line; returns the process exit code.
@@ -45,10 +56,12 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Validate { paths, quiet } => validate::validate(&paths, quiet),
+        Command::Test { paths } => crate::scenario::main(&paths),
         Command::Schema => {
             println!("{}", crate::workflow::schema::json_schema());
             ExitCode::SUCCESS
         }
         Command::Graph { file } => validate::graph(&file),
+        Command::Internal(cmd) => internal::run(cmd),
     }
 }

@@ -40,14 +40,25 @@ pub fn validate(paths: &[PathBuf], quiet: bool) -> ExitCode {
         }
     }
     let summary = if bad_files == 0 {
-        format!("{} workflow file(s) valid ({:.1} ms)", loaded.len(), elapsed.as_secs_f64() * 1000.0)
+        format!(
+            "{} workflow file(s) valid ({:.1} ms)",
+            loaded.len(),
+            elapsed.as_secs_f64() * 1000.0
+        )
     } else {
-        format!("{errors} error(s) in {bad_files} of {} workflow file(s)", loaded.len())
+        format!(
+            "{errors} error(s) in {bad_files} of {} workflow file(s)",
+            loaded.len()
+        )
     };
     if !quiet || bad_files > 0 {
         eprintln!("{summary}");
     }
-    if bad_files == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) }
+    if bad_files == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
 }
 
 /// Prints the Mermaid flowchart of one workflow.

@@ -101,8 +101,8 @@ pub struct CronTrigger {
     pub timezone: Sp<String>,
     /// Runs missed while the daemon was down: `none`, `latest` (default) or `all`.
     pub catch_up: Option<Sp<CatchUp>>,
-    /// The input of the instances this trigger starts.
-    pub input: Option<Sp<serde_json::Value>>,
+    /// The input of the instances this trigger starts, field by field.
+    pub input: Option<Sp<IndexMap<String, Sp<serde_json::Value>>>>,
 }
 
 /// What to do about scheduled runs missed while the daemon was down.
@@ -142,6 +142,9 @@ pub struct ClockDef {
     pub on_breach: Vec<Sp<StepDef>>,
 }
 
+/// Named blocks of steps: the `cases` of a `switch`, the branches of a `parallel`.
+pub type NamedBlocks = IndexMap<String, Sp<Vec<Sp<StepDef>>>>;
+
 /// A step. Each step has an `id` and exactly one kind: `call`, `approval`,
 /// `wait`, `if`, `switch`, `parallel`, `foreach`, `workflow`, `set`, `fail`
 /// or `succeed`.
@@ -176,12 +179,12 @@ pub struct StepDef {
 
     /// Branch on a value: an expression; the matching `cases` entry runs.
     pub switch: Option<Sp<String>>,
-    pub cases: Option<Sp<IndexMap<String, Sp<Vec<Sp<StepDef>>>>>>,
+    pub cases: Option<Sp<NamedBlocks>>,
     /// Steps run when no case of a `switch` matches.
     pub default: Option<Sp<Vec<Sp<StepDef>>>>,
 
     /// Branches run side by side; the step completes when all have.
-    pub parallel: Option<Sp<IndexMap<String, Sp<Vec<Sp<StepDef>>>>>>,
+    pub parallel: Option<Sp<NamedBlocks>>,
 
     /// Run `steps` once per item of this list (an expression).
     pub foreach: Option<Sp<String>>,
@@ -295,7 +298,9 @@ impl<'de> Deserialize<'de> for WaitDef {
                 Duration::parse(v).map(WaitDef::For).map_err(E::custom)
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<WaitDef, E> {
-                Err(E::custom(format!("`{v}` has no unit: write `{v}m`, `{v}h` or `{v}d`")))
+                Err(E::custom(format!(
+                    "`{v}` has no unit: write `{v}m`, `{v}h` or `{v}d`"
+                )))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<WaitDef, A::Error> {
                 WaitSpec::deserialize(de::value::MapAccessDeserializer::new(map)).map(WaitDef::Spec)
@@ -376,7 +381,8 @@ impl<'de> Deserialize<'de> for OptionDef {
                 Ok(OptionDef::Id(v.to_owned()))
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<OptionDef, A::Error> {
-                OptionSpec::deserialize(de::value::MapAccessDeserializer::new(map)).map(OptionDef::Full)
+                OptionSpec::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(OptionDef::Full)
             }
         }
         deserializer.deserialize_any(V)

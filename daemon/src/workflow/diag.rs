@@ -57,6 +57,9 @@ mod tests {
     fn renders_location_then_snippet() {
         let src = "id: x\nsteps:\n  - id: a\n";
         let out = render("w.yaml", src, &[Diagnostic::new(Loc::new(3, 9), "bad id")]);
-        assert_eq!(out, "w.yaml:3:9: bad id\n  |\n3 |   - id: a\n  |         ^\n");
+        assert_eq!(
+            out,
+            "w.yaml:3:9: bad id\n  |\n3 |   - id: a\n  |         ^\n"
+        );
     }
 }

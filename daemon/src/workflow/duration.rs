@@ -81,7 +81,11 @@ impl Duration {
                 other => {
                     return Err(format!(
                         "`{other}` in `{trimmed}` is not a unit: use s, m, h, d or w (for example `{digits}{}`)",
-                        other.chars().next().filter(|c| "smhdw".contains(*c)).unwrap_or('h')
+                        other
+                            .chars()
+                            .next()
+                            .filter(|c| "smhdw".contains(*c))
+                            .unwrap_or('h')
                     ));
                 }
             };
@@ -110,7 +114,13 @@ impl fmt::Display for Duration {
             return f.write_str("0s");
         }
         let mut rest = self.secs;
-        for (unit, size) in [("w", 7 * 86_400), ("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)] {
+        for (unit, size) in [
+            ("w", 7 * 86_400),
+            ("d", 86_400),
+            ("h", 3_600),
+            ("m", 60),
+            ("s", 1),
+        ] {
             if rest >= size {
                 write!(f, "{}{unit}", rest / size)?;
                 rest %= size;
@@ -143,7 +153,9 @@ impl<'de> Deserialize<'de> for Duration {
                 )))
             }
             fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Duration, E> {
-                Err(E::custom(format!("`{v}` is not a duration: write it as `4h`, `30m`")))
+                Err(E::custom(format!(
+                    "`{v}` is not a duration: write it as `4h`, `30m`"
+                )))
             }
         }
         deserializer.deserialize_any(Visitor)
@@ -181,7 +193,11 @@ mod tests {
     #[test]
     fn rejects_bad_input_with_a_hint() {
         assert!(Duration::parse("4").unwrap_err().contains("no unit"));
-        assert!(Duration::parse("4 hours").unwrap_err().contains("not a unit"));
+        assert!(
+            Duration::parse("4 hours")
+                .unwrap_err()
+                .contains("not a unit")
+        );
         assert!(Duration::parse("h").unwrap_err().contains("not a duration"));
         assert!(Duration::parse("").unwrap_err().contains("empty"));
         assert!(Duration::parse("99999999999999999999h").is_err());

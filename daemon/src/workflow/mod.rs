@@ -68,14 +68,20 @@ pub fn load_file(path: &Path) -> Loaded {
                 source: String::new(),
                 result: Err(vec![Diagnostic::new(
                     Loc::new(1, 1),
-                    format!("the file is not UTF-8 text (invalid byte at offset {}): save it as UTF-8", e.utf8_error().valid_up_to()),
+                    format!(
+                        "the file is not UTF-8 text (invalid byte at offset {}): save it as UTF-8",
+                        e.utf8_error().valid_up_to()
+                    ),
                 )]),
             },
         },
         Err(e) => Loaded {
             path: path.to_owned(),
             source: String::new(),
-            result: Err(vec![Diagnostic::new(Loc::UNKNOWN, format!("cannot read the file: {e}"))]),
+            result: Err(vec![Diagnostic::new(
+                Loc::UNKNOWN,
+                format!("cannot read the file: {e}"),
+            )]),
         },
     }
 }
@@ -110,7 +116,11 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     entries.sort();
     for p in entries {
         if p.is_dir() {
-            if !p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.')) {
+            if !p
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with('.'))
+            {
                 walk(&p, out)?;
             }
         } else if is_workflow_file(&p) {
@@ -135,7 +145,17 @@ pub fn check_set(loaded: &mut [Loaded]) {
     for (i, l) in loaded.iter().enumerate() {
         if let Ok(plan) = &l.result {
             if let Some(prev) = first.get(&plan.id) {
-                problems.push((i, Diagnostic::new(id_loc(&l.source), format!("workflow id `{}` is already used by {}: ids must be unique", plan.id, prev.display()))));
+                problems.push((
+                    i,
+                    Diagnostic::new(
+                        id_loc(&l.source),
+                        format!(
+                            "workflow id `{}` is already used by {}: ids must be unique",
+                            plan.id,
+                            prev.display()
+                        ),
+                    ),
+                ));
             } else {
                 first.insert(plan.id.clone(), l.path.clone());
             }
@@ -147,12 +167,17 @@ pub fn check_set(loaded: &mut [Loaded]) {
         .collect();
     for (i, l) in loaded.iter().enumerate() {
         if let Ok(plan) = &l.result {
+            let locs = lower::sub_workflow_locs(&l.source);
             for node in &plan.nodes {
                 if let plan::NodeKind::Workflow { id, .. } = &node.kind {
+                    let at = locs.get(&node.step).copied().unwrap_or(node.loc);
                     if id == &plan.id {
-                        problems.push((i, Diagnostic::new(node.loc, format!("step `{}` starts its own workflow `{id}`: a workflow cannot run itself", node.step))));
+                        problems.push((i, Diagnostic::new(at, format!("step `{}` runs its own workflow `{id}`: a workflow cannot run itself; to repeat steps, use `goto` with a `wait` in the loop", node.step))));
                     } else if !all_ids.contains(id) {
-                        problems.push((i, Diagnostic::new(node.loc, format!("step `{}` runs workflow `{id}`, which is not among the files loaded", node.step))));
+                        let hint = lower::closest(id, all_ids.iter())
+                            .map(|c| format!(" (did you mean `{c}`?)"))
+                            .unwrap_or_default();
+                        problems.push((i, Diagnostic::new(at, format!("step `{}` runs workflow `{id}`, which is not among the files loaded{hint}: check the id, or validate this file together with the one that defines it (such as `vakt validate workflows/`)", node.step))));
                     }
                 }
             }
@@ -168,5 +193,7 @@ pub fn check_set(loaded: &mut [Loaded]) {
 
 /// The location of the `id:` key's value, for cross-file errors.
 fn id_loc(source: &str) -> Loc {
-    lower::parse(source).map(|f| f.id.loc).unwrap_or(Loc::new(1, 1))
+    lower::parse(source)
+        .map(|f| f.id.loc)
+        .unwrap_or(Loc::new(1, 1))
 }

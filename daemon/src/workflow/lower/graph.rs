@@ -13,7 +13,9 @@ use super::Lowerer;
 pub fn successors(node: &Node) -> Vec<NodeId> {
     let mut out: Vec<Option<NodeId>> = vec![node.next];
     match &node.kind {
-        NodeKind::If { then, otherwise, .. } => out.extend([*then, *otherwise]),
+        NodeKind::If {
+            then, otherwise, ..
+        } => out.extend([*then, *otherwise]),
         NodeKind::Switch { cases, default, .. } => {
             out.extend(cases.iter().map(|(_, t)| *t));
             out.push(*default);
@@ -23,7 +25,12 @@ pub fn successors(node: &Node) -> Vec<NodeId> {
         NodeKind::Approval(a) => out.extend(a.options.iter().filter_map(|o| o.goto.map(|g| g.to))),
         _ => {}
     }
-    out.extend([node.on_error, node.on_timeout].into_iter().flatten().map(|j| j.to));
+    out.extend(
+        [node.on_error, node.on_timeout]
+            .into_iter()
+            .flatten()
+            .map(|j| j.to),
+    );
     let mut v: Vec<NodeId> = out.into_iter().flatten().collect();
     v.sort();
     v.dedup();
@@ -31,7 +38,8 @@ pub fn successors(node: &Node) -> Vec<NodeId> {
 }
 
 pub(super) fn check(l: &mut Lowerer, nodes: &[Node], entry: Option<NodeId>, clocks: &[Clock]) {
-    for j in std::mem::take(&mut l.pending) {
+    let jumps = std::mem::take(&mut l.pending);
+    for j in &jumps {
         let from = &nodes[j.from.index()];
         let to = &nodes[j.target.index()];
         if from.thread != to.thread {
@@ -54,7 +62,7 @@ pub(super) fn check(l: &mut Lowerer, nodes: &[Node], entry: Option<NodeId>, cloc
     }
     for (i, node) in nodes.iter().enumerate() {
         if !seen[i] {
-            l.error(node.loc, format!("step `{}` can never run: the step before it always ends or jumps elsewhere, and nothing jumps to it", node.step));
+            l.error(node.loc, format!("step `{}` can never run: the step before it always ends or jumps elsewhere, and nothing jumps to it; remove it, or `goto` it from somewhere", node.step));
         }
     }
 
@@ -64,11 +72,32 @@ pub(super) fn check(l: &mut Lowerer, nodes: &[Node], entry: Option<NodeId>, cloc
         if !cyclic || comp.iter().any(|n| nodes[n.index()].kind.pauses()) {
             continue;
         }
-        let mut names: Vec<(crate::workflow::span::Loc, &str)> =
-            comp.iter().map(|n| (nodes[n.index()].loc, nodes[n.index()].step.as_str())).collect();
+        let mut names: Vec<(crate::workflow::span::Loc, &str)> = comp
+            .iter()
+            .map(|n| (nodes[n.index()].loc, nodes[n.index()].step.as_str()))
+            .collect();
         names.sort();
         let path: Vec<&str> = names.iter().map(|(_, s)| *s).collect();
-        l.error(names[0].0, format!("the steps {} form a loop with no approval or wait in it: an instance would spin without pause; add a `wait` or an approval to the loop", path.join(" → ")));
+        let advice =
+            "an instance would spin without pause; add a `wait` or an approval to the loop";
+        // Point at the jump that closes the loop: that is what the author wrote.
+        let closing = jumps
+            .iter()
+            .filter(|j| comp.contains(&j.from) && comp.contains(&j.target))
+            .min_by_key(|j| j.loc);
+        match closing {
+            Some(j) => {
+                let (from, to) = (&nodes[j.from.index()].step, &nodes[j.target.index()].step);
+                l.error(j.loc, format!("step `{from}`: `{}: {to}` closes a loop ({}) with no approval or wait in it: {advice}", j.what, path.join(" → ")));
+            }
+            None => l.error(
+                names[0].0,
+                format!(
+                    "the steps {} form a loop with no approval or wait in it: {advice}",
+                    path.join(" → ")
+                ),
+            ),
+        }
     }
 }
 

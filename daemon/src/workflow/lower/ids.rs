@@ -63,7 +63,10 @@ impl Walk<'_> {
                 self.l.var_names.insert(key.clone());
             }
         }
-        for block in [&s.then, &s.else_, &s.default, &s.steps].into_iter().flatten() {
+        for block in [&s.then, &s.else_, &s.default, &s.steps]
+            .into_iter()
+            .flatten()
+        {
             self.block(&block.value);
         }
         if let Some(cases) = &s.cases {

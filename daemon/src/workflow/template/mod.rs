@@ -7,11 +7,15 @@
 //! [`Tpl`] and [`Expr`] handles into it, which serialize as their source so
 //! that golden tests show what the author wrote.
 
+mod scan;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use minijinja::{Environment, UndefinedBehavior, Value};
 use serde::Serialize;
+
+use scan::{KNOWN_FILTERS, KNOWN_TESTS, NameKind, filter_and_test_names, locate};
 
 /// The fuel one evaluation may burn: a generous bound that stops runaway loops.
 const FUEL: u64 = 200_000;
@@ -21,10 +25,24 @@ const RESULT: &str = "__vakt_result";
 
 /// The variables every template may read. Others come from scope
 /// (`item` in a `foreach`, `error` in a handler, `clock` in a clock handler).
-pub const ROOT_VARIABLES: &[&str] = &["input", "steps", "vars", "clocks", "instance", "workflow", "now"];
+pub const ROOT_VARIABLES: &[&str] = &[
+    "input", "steps", "vars", "clocks", "instance", "workflow", "now",
+];
 
 /// Globals MiniJinja itself provides; they are not data references.
-const BUILTIN_GLOBALS: &[&str] = &["range", "dict", "namespace", "debug", "loop", "true", "false", "none", "True", "False", "None"];
+const BUILTIN_GLOBALS: &[&str] = &[
+    "range",
+    "dict",
+    "namespace",
+    "debug",
+    "loop",
+    "true",
+    "false",
+    "none",
+    "True",
+    "False",
+    "None",
+];
 
 /// A compiled template, rendering to text.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +88,8 @@ pub struct CompileError {
     pub message: String,
     /// 1-based line inside the template text, when MiniJinja knows it.
     pub line: Option<usize>,
+    /// Byte range of the offending token in the text that was compiled.
+    pub range: Option<std::ops::Range<usize>>,
 }
 
 /// An error while rendering or evaluating (at run time, over instance data).
@@ -121,7 +141,16 @@ impl TemplatesBuilder {
         let name = self.next_name("t");
         self.env
             .add_template_owned(name.to_string(), source.to_owned())
-            .map_err(compile_error)?;
+            .map_err(|e| {
+                let mut e = compile_error(e);
+                e.range = locate(source, &e.message, |prefix| {
+                    Environment::new()
+                        .template_from_str(prefix)
+                        .err()
+                        .map(|e| compile_error(e).message)
+                });
+                e
+            })?;
         Ok(Tpl {
             name,
             source: Arc::from(source),
@@ -134,18 +163,34 @@ impl TemplatesBuilder {
         let inner = strip_braces(source).unwrap_or(source).trim();
         if inner.is_empty() {
             return Err(CompileError {
-                message: "empty expression".into(),
+                message: "the expression is empty".into(),
                 line: None,
+                range: None,
             });
         }
         // Parse it as an expression first for a precise message, then store
-        // it as a template that captures the value.
-        self.env.compile_expression(inner).map_err(compile_error)?;
+        // it as a template that captures the value. Error ranges are made
+        // relative to `source`, of which `inner` is a slice.
+        let offset = inner.as_ptr() as usize - source.as_ptr() as usize;
+        self.env.compile_expression(inner).map_err(|e| {
+            let mut e = compile_error(e);
+            e.range = locate(inner, &e.message, |prefix| {
+                Environment::new()
+                    .compile_expression(prefix)
+                    .err()
+                    .map(|e| compile_error(e).message)
+            })
+            .map(|r| r.start + offset..r.end + offset);
+            e
+        })?;
         let name = self.next_name("e");
         let wrapped = format!("{{% set {RESULT} = ({inner}\n) %}}");
         self.env
             .add_template_owned(name.to_string(), wrapped)
-            .map_err(compile_error)?;
+            .map_err(|e| CompileError {
+                range: None,
+                ..compile_error(e)
+            })?;
         Ok(Expr {
             name,
             source: Arc::from(inner),
@@ -166,6 +211,43 @@ impl TemplatesBuilder {
             Ok(e) => filter_globals(e.undeclared_variables(true)),
             Err(_) => BTreeSet::new(),
         }
+    }
+
+    /// Filters (`| name`) and tests (`is name`) that do not exist, with the
+    /// byte range of each name in `text`. MiniJinja looks them up only when
+    /// it runs, so they are found here: each name is tried once in the
+    /// sandboxed environment.
+    pub fn unknown_filters_and_tests(
+        &self,
+        text: &str,
+        is_expression: bool,
+    ) -> Vec<(std::ops::Range<usize>, String)> {
+        let mut out = Vec::new();
+        for (range, kind) in filter_and_test_names(text, is_expression) {
+            let name = &text[range.clone()];
+            let probe = match kind {
+                NameKind::Filter => format!("{{{{ none | {name} }}}}"),
+                NameKind::Test => format!("{{{{ none is {name} }}}}"),
+            };
+            let unknown = match self.env.render_str(&probe, ()) {
+                Err(e) => matches!(
+                    e.kind(),
+                    minijinja::ErrorKind::UnknownFilter | minijinja::ErrorKind::UnknownTest
+                ),
+                Ok(_) => false,
+            };
+            if unknown {
+                let (what, known) = match kind {
+                    NameKind::Filter => ("filter", KNOWN_FILTERS),
+                    NameKind::Test => ("test", KNOWN_TESTS),
+                };
+                let hint = crate::workflow::lower::closest(name, known.iter())
+                    .map(|c| format!(" (did you mean `{c}`?)"))
+                    .unwrap_or_default();
+                out.push((range, format!("unknown {what} `{name}`{hint}")));
+            }
+        }
+        out
     }
 
     pub fn finish(self) -> Templates {
@@ -196,7 +278,10 @@ fn filter_globals(names: std::collections::HashSet<String>) -> BTreeSet<String> 
 }
 
 fn compile_error(err: minijinja::Error) -> CompileError {
-    let mut message = err.detail().map(str::to_owned).unwrap_or_else(|| err.kind().to_string());
+    let mut message = err
+        .detail()
+        .map(str::to_owned)
+        .unwrap_or_else(|| err.kind().to_string());
     if let Some(detail) = err.detail()
         && !detail.is_empty()
     {
@@ -205,6 +290,7 @@ fn compile_error(err: minijinja::Error) -> CompileError {
     CompileError {
         message,
         line: err.line(),
+        range: None,
     }
 }
 
@@ -259,7 +345,10 @@ fn local_time(value: String, tz: Option<String>) -> Result<String, minijinja::Er
             format!("local_time: `{tz_name}` is not a time zone"),
         )
     })?;
-    Ok(instant.with_timezone(&zone).format("%Y-%m-%d %H:%M %Z").to_string())
+    Ok(instant
+        .with_timezone(&zone)
+        .format("%Y-%m-%d %H:%M %Z")
+        .to_string())
 }
 
 #[cfg(test)]
@@ -269,7 +358,9 @@ mod tests {
     #[test]
     fn expressions_keep_their_type() {
         let mut b = TemplatesBuilder::new();
-        let e = b.expression("input.items | length > 1 and input.flag").unwrap();
+        let e = b
+            .expression("input.items | length > 1 and input.flag")
+            .unwrap();
         let l = b.expression("{{ input.items }}").unwrap();
         let t = b.template("Hej {{ input.name }}!").unwrap();
         let set = b.finish();
@@ -295,14 +386,51 @@ mod tests {
         let t = b.template("{{ input.title }} {{ steps.ticket.output.id }} {% for x in range(3) %}{{ x }}{% endfor %}").unwrap();
         let refs = b.template_references(&t);
         assert!(refs.contains("input.title"), "{refs:?}");
-        assert!(refs.iter().any(|r| r.starts_with("steps.ticket")), "{refs:?}");
+        assert!(
+            refs.iter().any(|r| r.starts_with("steps.ticket")),
+            "{refs:?}"
+        );
         assert!(!refs.iter().any(|r| r.starts_with("range")), "{refs:?}");
+    }
+
+    #[test]
+    fn unknown_filters_and_tests_are_found() {
+        let b = TemplatesBuilder::new();
+        let found = |t: &str, e: bool| -> Vec<String> {
+            b.unknown_filters_and_tests(t, e)
+                .into_iter()
+                .map(|(_, m)| m)
+                .collect()
+        };
+        assert!(
+            found(
+                "{{ x | upper | trim }} {{ y is defined }} {{ '|nope' }}",
+                false
+            )
+            .is_empty()
+        );
+        assert!(found("a | b {{ x | local_time('Europe/Oslo') }}", false).is_empty());
+        assert_eq!(
+            found("{{ x | uper }}", false),
+            ["unknown filter `uper` (did you mean `upper`?)"]
+        );
+        assert_eq!(
+            found("x is not definde", true),
+            ["unknown test `definde` (did you mean `defined`?)"]
+        );
+        let text = "{{ a | length }}{{ b | nosuch }}";
+        let (range, _) = &b.unknown_filters_and_tests(text, false)[0];
+        assert_eq!(&text[range.clone()], "nosuch");
     }
 
     #[test]
     fn fuel_stops_runaway_templates() {
         let mut b = TemplatesBuilder::new();
-        let t = b.template("{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}").unwrap();
+        let t = b
+            .template(
+                "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+            )
+            .unwrap();
         let set = b.finish();
         assert!(set.render(&t, &Value::from(())).is_err());
     }
@@ -310,7 +438,11 @@ mod tests {
     #[test]
     fn local_time_formats_in_a_zone() {
         assert_eq!(
-            local_time("2026-03-05T13:15:00Z".into(), Some("Europe/Stockholm".into())).unwrap(),
+            local_time(
+                "2026-03-05T13:15:00Z".into(),
+                Some("Europe/Stockholm".into())
+            )
+            .unwrap(),
             "2026-03-05 14:15 CET"
         );
     }
