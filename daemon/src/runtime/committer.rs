@@ -27,6 +27,8 @@ pub struct Pending {
     pub reply: Reply,
     pub id: String,
     pub seq: u64,
+    /// The instance's status after this commit.
+    pub status: crate::engine::Status,
 }
 
 /// Writes everything that arrived while the previous flush ran as one batch
@@ -48,24 +50,31 @@ pub async fn run(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Pending>) {
                 Err(_) => break,
             }
         }
-        let commits: Vec<Commit> = group.iter().map(|p| p.commit.clone()).collect();
+        let mut commits = Vec::with_capacity(group.len());
+        let mut metas = Vec::with_capacity(group.len());
+        for p in group {
+            commits.push(p.commit);
+            metas.push((p.actions, p.reply, p.id, p.seq, p.status));
+        }
         let result = inner.store.commit(&commits).await;
         let had_outbox = commits.iter().any(|c| !c.outbox.is_empty());
+        for c in &commits {
+            if let Some(k) = &c.start_key {
+                inner.pending_keys.lock().expect("keys lock").remove(k);
+            }
+        }
         drop(commits);
         match result {
             Ok(()) => {
-                for p in group {
-                    if let Some(k) = &p.commit.start_key {
-                        inner.pending_keys.lock().expect("keys lock").remove(k);
-                    }
+                for (actions, reply, id, seq, status) in metas {
                     inner.send(
-                        &p.id,
+                        &id,
                         Cmd::Flushed {
-                            id: p.id.clone(),
-                            seq: p.seq,
+                            id: id.clone(),
+                            seq,
                         },
                     );
-                    match p.reply {
+                    match reply {
                         Reply::Start(Some(tx), id) => {
                             let _ = tx.send(Ok(id));
                         }
@@ -74,8 +83,11 @@ pub async fn run(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Pending>) {
                         }
                         _ => {}
                     }
-                    for a in p.actions {
-                        perform(&inner, &p.id, a);
+                    for a in actions {
+                        perform(&inner, &id, a);
+                    }
+                    if status.is_final() {
+                        inner.finished(&id, status);
                     }
                 }
                 if had_outbox {
@@ -83,16 +95,13 @@ pub async fn run(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Pending>) {
                 }
             }
             Err(e) => {
-                tracing::error!(error = %e, commits = group.len(), "commit failed; nothing of it was acknowledged");
+                tracing::error!(error = %e, commits = metas.len(), "commit failed; nothing of it was acknowledged");
                 let msg = e.to_string();
-                for p in group {
-                    if let Some(k) = &p.commit.start_key {
-                        inner.pending_keys.lock().expect("keys lock").remove(k);
-                    }
-                    inner.send(&p.id, Cmd::Discard { id: p.id.clone() });
+                for (_, reply, id, _, _) in metas {
+                    inner.send(&id, Cmd::Discard { id: id.clone() });
                     let err =
                         || RuntimeError::Store(crate::store::StoreError::corrupt("commit", &msg));
-                    match p.reply {
+                    match reply {
                         Reply::Start(Some(tx), _) => {
                             let _ = tx.send(Err(err()));
                         }

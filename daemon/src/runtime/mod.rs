@@ -195,6 +195,8 @@ pub(crate) struct Inner {
     pub pending_keys: Mutex<HashMap<String, String>>,
     /// Turns true when the runtime shuts down.
     pub stop: tokio::sync::watch::Receiver<bool>,
+    /// Who waits for which instance to finish.
+    pub finals: Mutex<HashMap<String, Vec<oneshot::Sender<crate::engine::Status>>>>,
 }
 
 /// Resolves when the runtime is told to stop.
@@ -203,6 +205,15 @@ pub(crate) async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
 }
 
 impl Inner {
+    /// An instance reached a final status (durably).
+    pub fn finished(&self, id: &str, status: crate::engine::Status) {
+        if let Some(waiters) = self.finals.lock().expect("finals lock").remove(id) {
+            for w in waiters {
+                let _ = w.send(status);
+            }
+        }
+    }
+
     pub fn shard_of(&self, id: &str) -> &mpsc::UnboundedSender<Cmd> {
         let h = id.bytes().fold(0xcbf29ce484222325u64, |h, b| {
             (h ^ b as u64).wrapping_mul(0x100000001b3)
@@ -276,6 +287,7 @@ impl Runtime {
             calls: Semaphore::new(config.max_calls.max(1)),
             pending_keys: Mutex::new(HashMap::new()),
             stop: stop_rx,
+            finals: Mutex::new(HashMap::new()),
         });
         let mut tasks = Vec::new();
         for rx in shard_rx {
@@ -378,6 +390,24 @@ impl Runtime {
             },
         );
         rx.await.map_err(|_| RuntimeError::ShuttingDown)?
+    }
+
+    /// Waits until an instance has finished; returns its final status.
+    pub async fn wait_final(&self, id: &str) -> Result<crate::engine::Status, RuntimeError> {
+        let (tx, rx) = oneshot::channel();
+        self.inner
+            .finals
+            .lock()
+            .expect("finals lock")
+            .entry(id.to_owned())
+            .or_default()
+            .push(tx);
+        match self.inner.store.load(id)? {
+            None => return Err(RuntimeError::NotFound(id.to_owned())),
+            Some(s) if s.instance.status.is_final() => return Ok(s.instance.status),
+            Some(_) => {}
+        }
+        rx.await.map_err(|_| RuntimeError::ShuttingDown)
     }
 
     /// Reads an instance's stored state.

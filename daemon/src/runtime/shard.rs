@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use super::committer::{Pending, Reply};
 use super::{Cmd, Inner, RuntimeError};
 use crate::engine::{self, Action, Transition};
-use crate::store::{Commit, Entry, IndexState, Instances, Stored};
+use crate::store::{Commit, IndexState, Instances, Stored};
 
 pub async fn run(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Cmd>) {
     let mut cache: HashMap<String, Stored> = HashMap::new();
@@ -111,11 +111,12 @@ pub async fn run(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Cmd>) {
                     }
                 };
                 let before = IndexState::of(&stored.instance);
-                let backup = stored.clone();
+                // A rejected or empty transition leaves the instance as it was
+                // (the engine validates an event before it records anything).
                 match engine::handle(&plan, &mut stored.instance, event, inner.clock.now()) {
                     Err(rejection) => {
                         if was_cached {
-                            cache.insert(id, backup);
+                            cache.insert(id, stored);
                         }
                         if let Some(r) = reply {
                             let _ = r.send(Err(rejection.into()));
@@ -123,7 +124,7 @@ pub async fn run(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Cmd>) {
                     }
                     Ok(tr) if tr.records.is_empty() => {
                         if was_cached {
-                            cache.insert(id, backup);
+                            cache.insert(id, stored);
                         }
                         if let Some(r) = reply {
                             let _ = r.send(Ok(()));
@@ -160,10 +161,11 @@ fn submit(
     let first = stored.instance.seq - tr.records.len() as u64 + 1;
     let now = stored.instance.updated_at;
     let mut entries = Vec::with_capacity(tr.records.len());
-    for (i, r) in tr.records.into_iter().enumerate() {
-        let e = Entry::link(stored.last_hash, first + i as u64, now, r);
-        stored.last_hash = e.hash;
-        entries.push(e);
+    for (i, r) in tr.records.iter().enumerate() {
+        let seq = first + i as u64;
+        let (hash, bytes) = crate::store::chain::link_bytes(stored.last_hash, seq, now, r);
+        stored.last_hash = hash;
+        entries.push((seq, bytes));
     }
     let (outbox, immediate): (Vec<Action>, Vec<Action>) = tr.actions.into_iter().partition(|a| {
         matches!(
@@ -181,6 +183,7 @@ fn submit(
         start_key: key,
     };
     let seq = stored.instance.seq;
+    let status = stored.instance.status;
     cache.insert(id.clone(), stored);
     let _ = inner.committer.send(Pending {
         commit,
@@ -188,5 +191,6 @@ fn submit(
         reply,
         id,
         seq,
+        status,
     });
 }

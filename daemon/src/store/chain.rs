@@ -38,6 +38,26 @@ impl Entry {
     }
 }
 
+/// Links a record after `prev` and returns the new hash with the stored
+/// bytes of the entry (the same JSON as [`Entry`]'s), serializing the
+/// record once.
+pub fn link_bytes(prev: [u8; 32], seq: u64, at: Ts, record: &Record) -> ([u8; 32], Vec<u8>) {
+    let json = serde_json::to_vec(record).expect("records serialize");
+    let hash = digest(&prev, seq, at, &json);
+    let mut out = Vec::with_capacity(json.len() + 200);
+    out.extend_from_slice(format!("{{\"seq\":{seq},\"at\":{at},\"record\":").as_bytes());
+    out.extend_from_slice(&json);
+    out.extend_from_slice(
+        format!(
+            ",\"prev\":\"{}\",\"hash\":\"{}\"}}",
+            hex::encode(prev),
+            hex::encode(hash)
+        )
+        .as_bytes(),
+    );
+    (hash, out)
+}
+
 fn digest(prev: &[u8; 32], seq: u64, at: Ts, record_json: &[u8]) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(prev);
@@ -129,6 +149,15 @@ mod tests {
     fn a_good_chain_verifies() {
         let c = chain();
         assert_eq!(verify(&c).unwrap(), (3, c[2].hash));
+    }
+
+    #[test]
+    fn link_bytes_are_the_entry_json() {
+        let c = chain();
+        let (hash, bytes) = link_bytes(c[0].hash, 2, 20, &c[1].record);
+        assert_eq!(hash, c[1].hash);
+        let back: Entry = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(back, c[1]);
     }
 
     #[test]

@@ -118,8 +118,9 @@ pub struct Commit {
     pub after: IndexState,
     /// The serialized [`Stored`] after the transition.
     pub snapshot: Vec<u8>,
-    /// The new history entries, already linked (see [`chain::Entry::link`]).
-    pub entries: Vec<Entry>,
+    /// The new history entries, linked and serialized: `(seq, bytes)` (see
+    /// [`chain::link_bytes`]).
+    pub entries: Vec<(u64, Vec<u8>)>,
     /// Actions to keep in the outbox until performed.
     pub outbox: Vec<Action>,
     /// An `Idempotency-Key` to map to this instance.

@@ -84,12 +84,9 @@ impl SledStore {
         for c in commits {
             let id = c.id.as_str();
             let mut last_seq = 0;
-            for e in &c.entries {
-                batch.insert(
-                    keys::history(id, e.seq),
-                    serde_json::to_vec(e).expect("entries serialize"),
-                );
-                last_seq = e.seq;
+            for (seq, bytes) in &c.entries {
+                batch.insert(keys::history(id, *seq), bytes.as_slice());
+                last_seq = *seq;
             }
             batch.insert(keys::instance(id), c.snapshot.as_slice());
             index_diff(&mut batch, id, c.before.as_ref(), &c.after);
