@@ -21,8 +21,9 @@ cargo build --workspace --all-targets --locked
 step "lint"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "example workflows"
+step "example workflows: validation and scenarios on virtual time"
 cargo run --quiet --locked -- validate workflows/
+cargo run --quiet --locked -- test workflows/
 
 step "tests"
 cargo test --workspace --locked

@@ -32,9 +32,18 @@ struct Tally {
 }
 
 fn check(dir: &std::path::Path, acked: &BTreeMap<u32, String>) -> Tally {
-    let store = SledStore::open(dir, &StoreConfig { cache_bytes: 8 << 20 }).expect("the store opens after a kill");
+    let store = SledStore::open(
+        dir,
+        &StoreConfig {
+            cache_bytes: 8 << 20,
+        },
+    )
+    .expect("the store opens after a kill");
     for (n, id) in acked {
-        assert!(store.load(id).unwrap().is_some(), "start {n} was acknowledged as {id} but is missing");
+        assert!(
+            store.load(id).unwrap().is_some(),
+            "start {n} was acknowledged as {id} but is missing"
+        );
     }
     let ids = store.all_ids().unwrap();
     let mut records = 0;
@@ -44,27 +53,53 @@ fn check(dir: &std::path::Path, acked: &BTreeMap<u32, String>) -> Tally {
         completed += usize::from(stored.instance.status == Status::Completed);
         let history = store.history(id).unwrap();
         let (n, last) = chain::verify(&history).unwrap_or_else(|e| panic!("{id}: {e}"));
-        assert_eq!(n, stored.instance.seq, "{id}: history and snapshot disagree");
-        assert_eq!(last, stored.last_hash, "{id}: the snapshot's chain end is not the history's");
+        assert_eq!(
+            n, stored.instance.seq,
+            "{id}: history and snapshot disagree"
+        );
+        assert_eq!(
+            last, stored.last_hash,
+            "{id}: the snapshot's chain end is not the history's"
+        );
         let replayed = engine::replay(id, history.iter().map(|e| (&e.record, e.at)));
-        assert_eq!(replayed, stored.instance, "{id}: the fold of the history differs from the snapshot");
+        assert_eq!(
+            replayed, stored.instance,
+            "{id}: the fold of the history differs from the snapshot"
+        );
         let mut answers = HashSet::new();
         let mut fired = HashSet::new();
         for e in &history {
             match &e.record {
-                Record::CallAnswered { call, .. } => assert!(answers.insert(*call), "{id}: call {call} answered twice"),
-                Record::TimerFired { timer } => assert!(fired.insert(*timer), "{id}: timer {timer} fired twice"),
+                Record::CallAnswered { call, .. } => {
+                    assert!(answers.insert(*call), "{id}: call {call} answered twice")
+                }
+                Record::TimerFired { timer } => {
+                    assert!(fired.insert(*timer), "{id}: timer {timer} fired twice")
+                }
                 _ => {}
             }
         }
         records += n;
     }
-    Tally { records, instances: ids.len(), completed }
+    Tally {
+        records,
+        instances: ids.len(),
+        completed,
+    }
 }
 
-fn spawn(dir: &std::path::Path, acked: &Arc<Mutex<BTreeMap<u32, String>>>) -> (std::process::Child, std::thread::JoinHandle<bool>) {
+fn spawn(
+    dir: &std::path::Path,
+    acked: &Arc<Mutex<BTreeMap<u32, String>>>,
+) -> (std::process::Child, std::thread::JoinHandle<bool>) {
     let mut child = Command::new(vakt_tests::vakt_bin())
-        .args(["internal", "crash-load", "--count", &COUNT.to_string(), "--data"])
+        .args([
+            "internal",
+            "crash-load",
+            "--count",
+            &COUNT.to_string(),
+            "--data",
+        ])
         .arg(dir)
         .env("RUST_LOG", "off")
         .stdout(Stdio::piped())
@@ -83,7 +118,10 @@ fn spawn(dir: &std::path::Path, acked: &Arc<Mutex<BTreeMap<u32, String>>>) -> (s
                     let n: u32 = n.parse().unwrap();
                     let mut a = acked.lock().unwrap();
                     if let Some(prev) = a.get(&n) {
-                        assert_eq!(prev, id, "start {n} was acknowledged as two different instances");
+                        assert_eq!(
+                            prev, id,
+                            "start {n} was acknowledged as two different instances"
+                        );
                     }
                     a.insert(n, id.to_owned());
                 }
@@ -101,7 +139,10 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self, below: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (self.0 >> 33) % below
     }
 }
@@ -111,10 +152,17 @@ fn kill_dash_nine_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let acked = Arc::new(Mutex::new(BTreeMap::new()));
-    let seed = std::env::var("VAKT_CRASH_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed);
+    let seed = std::env::var("VAKT_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0x5eed);
     let mut rng = Lcg(seed);
     let mut kills = 0;
-    let mut last = Tally { records: 0, instances: 0, completed: 0 };
+    let mut last = Tally {
+        records: 0,
+        instances: 0,
+        completed: 0,
+    };
     let mut midway = 0;
     let started = Instant::now();
     for _ in 0..KILLS {
@@ -128,7 +176,10 @@ fn kill_dash_nine_loses_nothing_acknowledged() {
         // A kill counts as "mid-way" when instances were left unfinished.
         midway += u32::from(last.completed < last.instances || last.instances < COUNT as usize);
     }
-    assert!(midway >= 50, "only {midway} kills hit unfinished work: make the load heavier");
+    assert!(
+        midway >= 50,
+        "only {midway} kills hit unfinished work: make the load heavier"
+    );
     let (mut child, reader) = spawn(&data, &acked);
     let deadline = Instant::now() + Duration::from_secs(180);
     loop {
@@ -141,13 +192,24 @@ fn kill_dash_nine_loses_nothing_acknowledged() {
     }
     assert!(reader.join().unwrap(), "the final run did not report DONE");
     let acked = acked.lock().unwrap();
-    assert_eq!(acked.len(), COUNT as usize, "every start was acknowledged in the end");
+    assert_eq!(
+        acked.len(),
+        COUNT as usize,
+        "every start was acknowledged in the end"
+    );
     let end = check(&data, &acked);
     let store = SledStore::open(&data, &StoreConfig::default()).unwrap();
     for id in acked.values() {
-        assert_eq!(store.load(id).unwrap().unwrap().instance.status, Status::Completed, "{id} did not complete");
+        assert_eq!(
+            store.load(id).unwrap().unwrap().instance.status,
+            Status::Completed,
+            "{id} did not complete"
+        );
     }
-    assert_eq!(end.instances, COUNT as usize, "no instance was started twice");
+    assert_eq!(
+        end.instances, COUNT as usize,
+        "no instance was started twice"
+    );
     println!(
         "crash test: {kills} kills (seed {seed:#x}), {midway} mid-way, {} instances, {} records verified at the end; after the last kill {} of {} instances had completed; {:.1} s",
         end.instances,

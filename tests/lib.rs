@@ -10,7 +10,11 @@ pub fn vakt_bin() -> PathBuf {
     }
     let exe = std::env::current_exe().expect("the test knows its own path");
     // target/<profile>/deps/<test>-<hash> → target/<profile>/vakt
-    let bin = exe.parent().and_then(|d| d.parent()).map(|d| d.join("vakt")).expect("target directory");
+    let bin = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .map(|d| d.join("vakt"))
+        .expect("target directory");
     assert!(
         bin.exists(),
         "{} does not exist: build it first (`cargo build -p vakt`), or set VAKT_BIN",

@@ -13,7 +13,7 @@
 
 pub mod cli;
 pub mod engine;
-pub mod scenario;
 pub mod runtime;
+pub mod scenario;
 pub mod store;
 pub mod workflow;

@@ -10,7 +10,9 @@ use clap::Subcommand;
 use serde_json::json;
 
 use crate::engine::CallOutcome;
-use crate::runtime::{BoxFuture, Connector, ConnectorCall, LogNotifier, Plans, Runtime, RuntimeConfig, SystemClock};
+use crate::runtime::{
+    BoxFuture, Connector, ConnectorCall, LogNotifier, Plans, Runtime, RuntimeConfig, SystemClock,
+};
 use crate::store::{Instances, SledStore, StoreConfig};
 use crate::workflow;
 
@@ -50,9 +52,16 @@ pub enum Internal {
 }
 
 pub fn run(cmd: Internal) -> ExitCode {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     match cmd {
-        Internal::CrashLoad { data, count, concurrency } => rt.block_on(crash_load(data, count, concurrency)),
+        Internal::CrashLoad {
+            data,
+            count,
+            concurrency,
+        } => rt.block_on(crash_load(data, count, concurrency)),
     }
 }
 
@@ -62,7 +71,11 @@ struct SlowTickets;
 impl Connector for SlowTickets {
     fn call(&self, call: ConnectorCall) -> BoxFuture<CallOutcome> {
         Box::pin(async move {
-            let jitter = call.idempotency_key.bytes().fold(0u64, |a, b| a.wrapping_mul(31).wrapping_add(b as u64)) % 20;
+            let jitter = call
+                .idempotency_key
+                .bytes()
+                .fold(0u64, |a, b| a.wrapping_mul(31).wrapping_add(b as u64))
+                % 20;
             tokio::time::sleep(Duration::from_millis(jitter)).await;
             CallOutcome::Ok(json!({"id": format!("T-{}", call.idempotency_key)}))
         })
@@ -77,10 +90,20 @@ async fn crash_load(data: PathBuf, count: u32, concurrency: usize) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let plan = workflow::load_source("crash.yaml", CRASH_WORKFLOW.to_owned()).result.expect("the crash workflow is valid");
+    let plan = workflow::load_source("crash.yaml", CRASH_WORKFLOW.to_owned())
+        .result
+        .expect("the crash workflow is valid");
     let mut plans = Plans::default();
     plans.insert(plan.clone());
-    let rt = Runtime::open(store, plans, Arc::new(SlowTickets), Arc::new(LogNotifier), Arc::new(SystemClock), RuntimeConfig::default()).expect("runtime opens");
+    let rt = Runtime::open(
+        store,
+        plans,
+        Arc::new(SlowTickets),
+        Arc::new(LogNotifier),
+        Arc::new(SystemClock),
+        RuntimeConfig::default(),
+    )
+    .expect("runtime opens");
     rt.install(plan, CRASH_WORKFLOW).expect("definition stored");
     let sem = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
     let mut handles = Vec::new();
@@ -89,7 +112,15 @@ async fn crash_load(data: PathBuf, count: u32, concurrency: usize) -> ExitCode {
         let sem = sem.clone();
         handles.push(tokio::spawn(async move {
             let _permit = sem.acquire().await;
-            match rt.start("crash", json!({"n": n}), "load@vakt.test", Some(format!("crash-{n}"))).await {
+            match rt
+                .start(
+                    "crash",
+                    json!({"n": n}),
+                    "load@vakt.test",
+                    Some(format!("crash-{n}")),
+                )
+                .await
+            {
                 Ok(id) => println!("ACK {n} {id}"),
                 Err(e) => eprintln!("start {n}: {e}"),
             }
@@ -99,7 +130,11 @@ async fn crash_load(data: PathBuf, count: u32, concurrency: usize) -> ExitCode {
         let _ = h.await;
     }
     loop {
-        let done = rt.store().ids_by_workflow("crash", Some("completed"), count as usize + 1).map(|v| v.len()).unwrap_or(0);
+        let done = rt
+            .store()
+            .ids_by_workflow("crash", Some("completed"), count as usize + 1)
+            .map(|v| v.len())
+            .unwrap_or(0);
         if done >= count as usize {
             println!("DONE");
             rt.shutdown().await;

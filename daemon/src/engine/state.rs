@@ -126,6 +126,9 @@ pub struct Task {
     /// Reminders sent by `every` (capped by `max`).
     #[serde(default)]
     pub periodic_reminders: u32,
+    /// When the assignees were last mailed a reminder or an escalation.
+    #[serde(default)]
+    pub last_notice_at: Option<Ts>,
     pub open: bool,
     pub outcome: Option<String>,
 }
@@ -450,6 +453,7 @@ impl Instance {
                         votes: Vec::new(),
                         reminders_sent: 0,
                         periodic_reminders: 0,
+                        last_notice_at: None,
                         open: true,
                         outcome: None,
                     },
@@ -458,8 +462,11 @@ impl Instance {
                     t.waiting = Waiting::Task { task: *task };
                 }
             }
-            Record::TaskReminded { task, periodic, .. } => {
+            Record::TaskReminded { task, periodic, to } => {
                 if let Some(t) = self.tasks.get_mut(task) {
+                    if !to.is_empty() {
+                        t.last_notice_at = Some(at);
+                    }
                     t.reminders_sent += 1;
                     if *periodic {
                         t.periodic_reminders += 1;
@@ -471,6 +478,7 @@ impl Instance {
             } => {
                 if let Some(t) = self.tasks.get_mut(task) {
                     t.assignees = assignees.clone();
+                    t.last_notice_at = Some(at);
                 }
             }
             Record::TaskDelegated { task, from, to, .. } => {

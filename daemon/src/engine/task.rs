@@ -330,12 +330,20 @@ pub fn remind(cx: &mut Cx, task: u32, periodic: bool) {
     let Some(a) = approval(cx, t.node) else {
         return;
     };
-    let undecided: Vec<String> = t
-        .assignees
-        .iter()
-        .filter(|x| !t.votes.iter().any(|v| v.by == **x))
-        .cloned()
-        .collect();
+    // One mail per moment: a reminder that falls due together with another
+    // reminder or an escalation of the same task is recorded but not sent.
+    let escalating_now = cx.st.timers.values().any(|x| {
+        x.due == cx.now && matches!(x.purpose, TimerPurpose::Escalation { task: e, .. } if e == task)
+    });
+    let undecided: Vec<String> = if escalating_now || t.last_notice_at == Some(cx.now) {
+        Vec::new()
+    } else {
+        t.assignees
+            .iter()
+            .filter(|x| !t.votes.iter().any(|v| v.by == **x))
+            .cloned()
+            .collect()
+    };
     cx.emit(Record::TaskReminded {
         task,
         to: undecided,

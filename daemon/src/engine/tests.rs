@@ -282,8 +282,8 @@ steps:
             .iter()
             .filter(|r| r.1 == NotifyReason::Reminder)
             .count(),
-        3,
-        "{reasons:?}"
+        2,
+        "the 60-minute reminder goes with the escalation: {reasons:?}"
     );
     let esc: Vec<_> = reasons
         .iter()
@@ -326,6 +326,29 @@ steps:
         s.instance(&id).status,
         Status::Failed,
         "no default: the deadline times the task out"
+    );
+}
+
+#[test]
+fn notices_falling_due_together_are_sent_once() {
+    let mut s = sim(r#"
+id: w
+steps:
+  - id: a
+    approval:
+      title: t
+      assignees: [a@k.se]
+      reminders: {every: 4d, before_deadline: [2d], max: 3}
+      escalation: [{after: 8d, to: [b@k.se]}]
+      deadline: 14d
+"#);
+    s.start("w", json!({}), "u@k.se").unwrap();
+    s.advance(15 * 24 * H);
+    let days: Vec<(i64, NotifyReason)> = s.notices.iter().map(|n| ((n.at - T0) / (24 * H), n.reason)).collect();
+    assert_eq!(
+        days,
+        vec![(0, NotifyReason::Opened), (4, NotifyReason::Reminder), (8, NotifyReason::Escalation), (12, NotifyReason::Reminder)],
+        "the day-8 reminder goes with the escalation, the day-12 ones are one mail"
     );
 }
 

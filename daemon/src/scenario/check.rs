@@ -11,7 +11,7 @@ use super::format::{self, Expect};
 use crate::workflow::connectors;
 use crate::workflow::diag::Diagnostic;
 use crate::workflow::lower::closest;
-use crate::workflow::plan::{Approval, Node, NodeKind, Plan, Wait};
+use crate::workflow::plan::{Approval, Assignee, Node, NodeKind, Plan, Wait};
 use crate::workflow::span::{Loc, Sp};
 
 pub const STATUSES: &[&str] = &["running", "waiting", "completed", "failed", "cancelled"];
@@ -40,7 +40,11 @@ impl<'a> Checker<'a> {
             }
             i += 1;
         }
-        Checker { plan, all, diags: Vec::new() }
+        Checker {
+            plan,
+            all,
+            diags: Vec::new(),
+        }
     }
 
     pub fn error(&mut self, loc: Loc, message: impl Into<String>) {
@@ -48,7 +52,7 @@ impl<'a> Checker<'a> {
     }
 
     pub fn assigned_roles(&self) -> (BTreeSet<String>, bool) {
-        super::load::roles_of(&self.all)
+        roles_of(&self.all)
     }
 
     /// A step of the workflow under test (not of its sub-workflows).
@@ -57,21 +61,48 @@ impl<'a> Checker<'a> {
         if let Some(n) = plan.nodes.iter().find(|n| n.step == s.value) {
             return Some(n);
         }
-        let hint = closest(&s.value, plan.nodes.iter().map(|n| n.step.as_str())).map(|c| format!(" (did you mean `{c}`?)")).unwrap_or_default();
-        self.error(s.loc, format!("{what}: workflow `{}` has no step `{}`{hint}", plan.id, s.value));
+        let hint = closest(&s.value, plan.nodes.iter().map(|n| n.step.as_str()))
+            .map(|c| format!(" (did you mean `{c}`?)"))
+            .unwrap_or_default();
+        self.error(
+            s.loc,
+            format!(
+                "{what}: workflow `{}` has no step `{}`{hint}",
+                plan.id, s.value
+            ),
+        );
         None
     }
 
     /// An approval step, in the workflow or (for decisions) its sub-workflows.
     fn approval(&mut self, s: &Sp<String>, what: &str, subs: bool) -> Option<&'a Approval> {
-        let plans: Vec<&'a Plan> = if subs { self.all.clone() } else { vec![self.plan] };
-        let found = plans.iter().flat_map(|p| p.nodes.iter()).find(|n| n.step == s.value);
+        let plans: Vec<&'a Plan> = if subs {
+            self.all.clone()
+        } else {
+            vec![self.plan]
+        };
+        let found = plans
+            .iter()
+            .flat_map(|p| p.nodes.iter())
+            .find(|n| n.step == s.value);
         let node = match found {
             Some(n) => n,
             None => {
-                let names = plans.iter().flat_map(|p| p.nodes.iter()).filter(|n| matches!(n.kind, NodeKind::Approval(_))).map(|n| n.step.as_str());
-                let hint = closest(&s.value, names).map(|c| format!(" (did you mean `{c}`?)")).unwrap_or_default();
-                self.error(s.loc, format!("{what}: workflow `{}` has no step `{}`{hint}", self.plan.id, s.value));
+                let names = plans
+                    .iter()
+                    .flat_map(|p| p.nodes.iter())
+                    .filter(|n| matches!(n.kind, NodeKind::Approval(_)))
+                    .map(|n| n.step.as_str());
+                let hint = closest(&s.value, names)
+                    .map(|c| format!(" (did you mean `{c}`?)"))
+                    .unwrap_or_default();
+                self.error(
+                    s.loc,
+                    format!(
+                        "{what}: workflow `{}` has no step `{}`{hint}",
+                        self.plan.id, s.value
+                    ),
+                );
                 return None;
             }
         };
@@ -89,8 +120,17 @@ impl<'a> Checker<'a> {
             return;
         }
         let ids: Vec<&str> = a.options.iter().map(|x| x.id.as_str()).collect();
-        let hint = closest(&o.value, ids.iter()).map(|c| format!(" (did you mean `{c}`?)")).unwrap_or_default();
-        self.error(o.loc, format!("{what}: `{}` is not an option of step `{step}`{hint}: its options are {}", o.value, ids.join(", ")));
+        let hint = closest(&o.value, ids.iter())
+            .map(|c| format!(" (did you mean `{c}`?)"))
+            .unwrap_or_default();
+        self.error(
+            o.loc,
+            format!(
+                "{what}: `{}` is not an option of step `{step}`{hint}: its options are {}",
+                o.value,
+                ids.join(", ")
+            ),
+        );
     }
 
     /// `role.action` of a connector answer or expectation.
@@ -100,13 +140,29 @@ impl<'a> Checker<'a> {
             return;
         };
         let Some(r) = connectors::role(role) else {
-            let hint = closest(role, connectors::ROLES.iter().map(|r| r.name)).map(|c| format!(" (did you mean `{c}`?)")).unwrap_or_default();
-            self.error(loc, format!("`{key}`: unknown connector role `{role}`{hint}: the roles are {}", connectors::role_names()));
+            let hint = closest(role, connectors::ROLES.iter().map(|r| r.name))
+                .map(|c| format!(" (did you mean `{c}`?)"))
+                .unwrap_or_default();
+            self.error(
+                loc,
+                format!(
+                    "`{key}`: unknown connector role `{role}`{hint}: the roles are {}",
+                    connectors::role_names()
+                ),
+            );
             return;
         };
         if r.action(action).is_none() {
-            let hint = closest(action, r.actions.iter().map(|a| a.name)).map(|c| format!(" (did you mean `{c}`?)")).unwrap_or_default();
-            self.error(loc, format!("`{key}`: role `{role}` has no action `{action}`{hint}: its actions are {}", r.action_names()));
+            let hint = closest(action, r.actions.iter().map(|a| a.name))
+                .map(|c| format!(" (did you mean `{c}`?)"))
+                .unwrap_or_default();
+            self.error(
+                loc,
+                format!(
+                    "`{key}`: role `{role}` has no action `{action}`{hint}: its actions are {}",
+                    r.action_names()
+                ),
+            );
             return;
         }
         let called: BTreeSet<String> = self
@@ -120,7 +176,13 @@ impl<'a> Checker<'a> {
             .collect();
         if !called.contains(key) {
             let list = called.into_iter().collect::<Vec<_>>().join(", ");
-            self.error(loc, format!("workflow `{}` never calls `{key}` (it calls: {list})", self.plan.id));
+            self.error(
+                loc,
+                format!(
+                    "workflow `{}` never calls `{key}` (it calls: {list})",
+                    self.plan.id
+                ),
+            );
         }
     }
 
@@ -144,7 +206,13 @@ impl<'a> Checker<'a> {
 
     fn address(&mut self, a: &Sp<String>, what: &str) {
         if !a.value.contains('@') || a.value.trim().contains(char::is_whitespace) {
-            self.error(a.loc, format!("{what}: `{}` is not an address such as `anna@kommun.se`", a.value));
+            self.error(
+                a.loc,
+                format!(
+                    "{what}: `{}` is not an address such as `anna@kommun.se`",
+                    a.value
+                ),
+            );
         }
     }
 
@@ -159,14 +227,30 @@ impl<'a> Checker<'a> {
             })
             .collect();
         if !waits.contains(name.value.as_str()) {
-            let list = if waits.is_empty() { "it waits for none".to_owned() } else { format!("it waits for: {}", waits.into_iter().collect::<Vec<_>>().join(", ")) };
-            self.error(name.loc, format!("signal: workflow `{}` never waits for signal `{}` ({list})", self.plan.id, name.value));
+            let list = if waits.is_empty() {
+                "it waits for none".to_owned()
+            } else {
+                format!(
+                    "it waits for: {}",
+                    waits.into_iter().collect::<Vec<_>>().join(", ")
+                )
+            };
+            self.error(
+                name.loc,
+                format!(
+                    "signal: workflow `{}` never waits for signal `{}` ({list})",
+                    self.plan.id, name.value
+                ),
+            );
         }
     }
 
     fn word(&mut self, w: &Sp<String>, allowed: &[&str], what: &str) {
         if !allowed.contains(&w.value.as_str()) {
-            self.error(w.loc, format!("{what}: `{}` is not one of {}", w.value, allowed.join(", ")));
+            self.error(
+                w.loc,
+                format!("{what}: `{}` is not one of {}", w.value, allowed.join(", ")),
+            );
         }
     }
 
@@ -194,7 +278,13 @@ impl<'a> Checker<'a> {
             if let Some(w) = &c.value.with
                 && !w.value.is_object()
             {
-                self.error(w.loc, format!("expect.calls: `with` must be a map of argument values; found {}", json_kind(&w.value)));
+                self.error(
+                    w.loc,
+                    format!(
+                        "expect.calls: `with` must be a map of argument values; found {}",
+                        json_kind(&w.value)
+                    ),
+                );
             }
         }
         for n in &e.notifications {
@@ -215,8 +305,18 @@ impl<'a> Checker<'a> {
         for (name, c) in &e.clocks {
             if !self.plan.clocks.iter().any(|k| k.name == *name) {
                 let names: Vec<&str> = self.plan.clocks.iter().map(|k| k.name.as_str()).collect();
-                let list = if names.is_empty() { "it has none".to_owned() } else { format!("its clocks: {}", names.join(", ")) };
-                self.error(c.loc, format!("expect.clocks: workflow `{}` has no clock `{name}` ({list})", self.plan.id));
+                let list = if names.is_empty() {
+                    "it has none".to_owned()
+                } else {
+                    format!("its clocks: {}", names.join(", "))
+                };
+                self.error(
+                    c.loc,
+                    format!(
+                        "expect.clocks: workflow `{}` has no clock `{name}` ({list})",
+                        self.plan.id
+                    ),
+                );
             }
         }
     }
@@ -232,4 +332,31 @@ pub fn json_kind(v: &Value) -> &'static str {
         Value::Array(_) => "a list",
         Value::Object(_) => "a map",
     }
+}
+
+/// The approval steps of the plans, for `roles` checks: (static role names,
+/// whether some assignee is a template that could name another role).
+pub fn roles_of(plans: &[&Plan]) -> (BTreeSet<String>, bool) {
+    let mut roles = BTreeSet::new();
+    let mut templated = false;
+    for plan in plans {
+        for n in &plan.nodes {
+            if let NodeKind::Approval(a) = &n.kind {
+                for x in a
+                    .assignees
+                    .iter()
+                    .chain(a.escalation.iter().flat_map(|r| r.to.iter()))
+                {
+                    match x {
+                        Assignee::Role(r) => {
+                            roles.insert(r.clone());
+                        }
+                        Assignee::Template(t) => templated |= t.source().contains("role:"),
+                        Assignee::Address(_) => {}
+                    }
+                }
+            }
+        }
+    }
+    (roles, templated)
 }

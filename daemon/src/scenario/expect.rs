@@ -20,7 +20,10 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(loc: Loc, message: impl Into<String>) -> Self {
-        Failure { loc, message: message.into() }
+        Failure {
+            loc,
+            message: message.into(),
+        }
     }
 }
 
@@ -38,13 +41,19 @@ impl View<'_> {
     }
 
     pub(super) fn history(&self) -> &[(Record, Ts)] {
-        self.sim.histories.get(self.root).map(Vec::as_slice).unwrap_or(&[])
+        self.sim
+            .histories
+            .get(self.root)
+            .map(Vec::as_slice)
+            .unwrap_or(&[])
     }
 
     pub(super) fn step_of_task(&self, instance: &str, task: u32) -> Option<&str> {
         let inst = self.sim.instances.get(instance)?;
         let plan = self.sim.plans.get(&inst.workflow)?;
-        inst.tasks.get(&task).map(|t| plan.node(t.node).step.as_str())
+        inst.tasks
+            .get(&task)
+            .map(|t| plan.node(t.node).step.as_str())
     }
 }
 
@@ -58,14 +67,24 @@ pub fn matches(expected: &Value, actual: &Value) -> bool {
 
 /// The places where `actual` does not contain `expected`, one line each.
 pub fn diff(expected: &Value, actual: &Value, path: &str, out: &mut Vec<String>) {
-    let at = |k: &str| if path.is_empty() { k.to_owned() } else { format!("{path}.{k}") };
+    let at = |k: &str| {
+        if path.is_empty() {
+            k.to_owned()
+        } else {
+            format!("{path}.{k}")
+        }
+    };
     match (expected, actual) {
         (Value::Object(e), Value::Object(a)) => {
             for (k, ev) in e {
                 match a.get(k) {
                     Some(av) => diff(ev, av, &at(k), out),
                     None if ev.is_null() => {}
-                    None => out.push(format!("`{}`: expected {}, but it is not there", at(k), short(ev))),
+                    None => out.push(format!(
+                        "`{}`: expected {}, but it is not there",
+                        at(k),
+                        short(ev)
+                    )),
                 }
             }
         }
@@ -76,7 +95,12 @@ pub fn diff(expected: &Value, actual: &Value, path: &str, out: &mut Vec<String>)
         }
         (Value::Number(x), Value::Number(y)) if x.as_f64() == y.as_f64() => {}
         (e, a) if e == a => {}
-        (e, a) => out.push(format!("`{}`: expected {}, got {}", if path.is_empty() { "(the value)" } else { path }, short(e), short(a))),
+        (e, a) => out.push(format!(
+            "`{}`: expected {}, got {}",
+            if path.is_empty() { "(the value)" } else { path },
+            short(e),
+            short(a)
+        )),
     }
 }
 
@@ -99,21 +123,35 @@ pub fn waiting_on(sim: &Sim, root: &str) -> String {
         match &t.waiting {
             Waiting::Task { task } => {
                 if let Some(x) = inst.tasks.get(task) {
-                    parts.push(format!("the task of step `{}` (assigned to {})", plan.node(x.node).step, x.assignees.join(", ")));
+                    parts.push(format!(
+                        "the task of step `{}` (assigned to {})",
+                        plan.node(x.node).step,
+                        x.assignees.join(", ")
+                    ));
                 }
             }
             Waiting::Signal { name } => parts.push(format!("signal `{name}`")),
             Waiting::Timer { timer } => {
                 if let Some(x) = inst.timers.get(timer) {
-                    parts.push(format!("a timer of step `{}` due at {}", plan.node(t.node).step, offset(x.due - inst.started_at)));
+                    parts.push(format!(
+                        "a timer of step `{}` due at {}",
+                        plan.node(t.node).step,
+                        offset(x.due - inst.started_at)
+                    ));
                 }
             }
-            Waiting::Call { .. } => parts.push(format!("a call of step `{}`", plan.node(t.node).step)),
+            Waiting::Call { .. } => {
+                parts.push(format!("a call of step `{}`", plan.node(t.node).step))
+            }
             Waiting::Child { child } => parts.push(format!("sub-workflow {child}")),
             Waiting::Ready | Waiting::Join => {}
         }
     }
-    if parts.is_empty() { "it waits on nothing".to_owned() } else { format!("it waits on {}", parts.join(", ")) }
+    if parts.is_empty() {
+        "it waits on nothing".to_owned()
+    } else {
+        format!("it waits on {}", parts.join(", "))
+    }
 }
 
 /// `a, b ×3, c`: a list with repeats folded.
@@ -128,7 +166,10 @@ fn folded<'a>(items: impl IntoIterator<Item = &'a str>) -> String {
     if out.is_empty() {
         return "none".to_owned();
     }
-    out.into_iter().map(|(s, n)| if n > 1 { format!("{s} ×{n}") } else { s }).collect::<Vec<_>>().join(", ")
+    out.into_iter()
+        .map(|(s, n)| if n > 1 { format!("{s} ×{n}") } else { s })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Checks an in-order subsequence; returns the failure message of the first miss.
@@ -143,10 +184,18 @@ fn subsequence(expected: &[Sp<String>], actual: &[&str], what: &str) -> Option<(
             }
             None => {
                 let why = match prev {
-                    Some(p) if actual.contains(&s.value.as_str()) => format!("`{}` {what}, but not after `{p}`", s.value),
+                    Some(p) if actual.contains(&s.value.as_str()) => {
+                        format!("`{}` {what}, but not after `{p}`", s.value)
+                    }
                     _ => format!("`{}` never {what}", s.value),
                 };
-                return Some((s.loc, format!("{why}; {what}, in order: {}", folded(actual.iter().copied()))));
+                return Some((
+                    s.loc,
+                    format!(
+                        "{why}; {what}, in order: {}",
+                        folded(actual.iter().copied())
+                    ),
+                ));
             }
         }
     }
@@ -170,9 +219,15 @@ pub fn check(v: &View, e: &Sp<Expect>) -> Vec<Failure> {
         let why = match (&inst.error, inst.status.is_final()) {
             (Some(err), _) => format!(": {}", err.message),
             (None, false) => format!("; {}", waiting_on(v.sim, v.root)),
-            (None, true) => final_message.as_ref().map(|m| format!(": {m}")).unwrap_or_default(),
+            (None, true) => final_message
+                .as_ref()
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default(),
         };
-        f.push(Failure::new(s.loc, format!("expect.status: expected `{}`, got `{status}`{why}", s.value)));
+        f.push(Failure::new(
+            s.loc,
+            format!("expect.status: expected `{}`, got `{status}`{why}", s.value),
+        ));
     }
     if let Some(m) = &x.message {
         match &final_message {
@@ -181,26 +236,58 @@ pub fn check(v: &View, e: &Sp<Expect>) -> Vec<Failure> {
             None => f.push(Failure::new(m.loc, format!("expect.message: expected a message containing `{}`, but there is none (status `{status}`)", m.value))),
         }
     }
-    let completed: Vec<&str> = v.history().iter().filter_map(|(r, _)| if let Record::StepCompleted { step, .. } = r { Some(step.as_str()) } else { None }).collect();
+    let completed: Vec<&str> = v
+        .history()
+        .iter()
+        .filter_map(|(r, _)| {
+            if let Record::StepCompleted { step, .. } = r {
+                Some(step.as_str())
+            } else {
+                None
+            }
+        })
+        .collect();
     if let Some(p) = &x.path
         && let Some((loc, msg)) = subsequence(&p.value, &completed, "completed")
     {
-        f.push(Failure::new(loc, format!("expect.path: {msg}{}", step_hint(v, &msg))));
+        f.push(Failure::new(
+            loc,
+            format!("expect.path: {msg}{}", step_hint(v, &msg)),
+        ));
     }
     for s in x.not_path.iter().flat_map(|l| l.value.iter()) {
-        let entered = v.history().iter().find(|(r, _)| matches!(r, Record::StepEntered { step, .. } if *step == s.value));
+        let entered = v
+            .history()
+            .iter()
+            .find(|(r, _)| matches!(r, Record::StepEntered { step, .. } if *step == s.value));
         if let Some((_, at)) = entered {
-            f.push(Failure::new(s.loc, format!("expect.not_path: step `{}` ran (at {}), but should not have", s.value, offset(at - v.start))));
+            f.push(Failure::new(
+                s.loc,
+                format!(
+                    "expect.not_path: step `{}` ran (at {}), but should not have",
+                    s.value,
+                    offset(at - v.start)
+                ),
+            ));
         }
     }
     if let Some(o) = &x.output {
         match &inst.output {
             Some(actual) => diff_into(&mut f, o, actual, "output", "expect.output"),
-            None => f.push(Failure::new(o.loc, format!("expect.output: the instance has no output (status `{status}`)"))),
+            None => f.push(Failure::new(
+                o.loc,
+                format!("expect.output: the instance has no output (status `{status}`)"),
+            )),
         }
     }
     if let Some(vars) = &x.vars {
-        diff_into(&mut f, vars, &Value::Object(inst.vars.clone()), "vars", "expect.vars");
+        diff_into(
+            &mut f,
+            vars,
+            &Value::Object(inst.vars.clone()),
+            "vars",
+            "expect.vars",
+        );
     }
     for (id, s) in &x.steps {
         let Some(r) = inst.outputs.get(&0).and_then(|o| o.get(id)) else {
@@ -210,10 +297,22 @@ pub fn check(v: &View, e: &Sp<Expect>) -> Vec<Failure> {
         if let Some(st) = &s.value.status
             && st.value != r.status
         {
-            f.push(Failure::new(st.loc, format!("expect.steps.{id}.status: expected `{}`, got `{}`", st.value, r.status)));
+            f.push(Failure::new(
+                st.loc,
+                format!(
+                    "expect.steps.{id}.status: expected `{}`, got `{}`",
+                    st.value, r.status
+                ),
+            ));
         }
         if let Some(o) = &s.value.output {
-            diff_into(&mut f, o, &r.output, &format!("steps.{id}.output"), "expect.steps");
+            diff_into(
+                &mut f,
+                o,
+                &r.output,
+                &format!("steps.{id}.output"),
+                "expect.steps",
+            );
         }
     }
     super::effects::calls(v, x, &mut f);
@@ -222,7 +321,13 @@ pub fn check(v: &View, e: &Sp<Expect>) -> Vec<Failure> {
     let opened: Vec<&str> = v
         .history()
         .iter()
-        .filter_map(|(r, _)| if let Record::TaskOpened { task, .. } = r { v.step_of_task(v.root, *task) } else { None })
+        .filter_map(|(r, _)| {
+            if let Record::TaskOpened { task, .. } = r {
+                v.step_of_task(v.root, *task)
+            } else {
+                None
+            }
+        })
         .collect();
     if let Some(t) = &x.tasks_opened
         && let Some((loc, msg)) = subsequence(&t.value, &opened, "opened a task")
@@ -231,7 +336,12 @@ pub fn check(v: &View, e: &Sp<Expect>) -> Vec<Failure> {
     }
     super::effects::clocks(v, x, &mut f);
     if let Some(d) = &x.finished_within {
-        let end = v.history().iter().find(|(r, _)| matches!(r, Record::Completed { .. } | Record::Failed { .. } | Record::Cancelled { .. }));
+        let end = v.history().iter().find(|(r, _)| {
+            matches!(
+                r,
+                Record::Completed { .. } | Record::Failed { .. } | Record::Cancelled { .. }
+            )
+        });
         match end {
             Some((_, at)) if at - v.start <= d.value.as_millis() as i64 => {}
             Some((_, at)) => f.push(Failure::new(d.loc, format!("expect.finished_within: expected the instance to finish within {}, it finished at {}", d.value, offset(at - v.start)))),
@@ -252,11 +362,24 @@ fn diff_into(f: &mut Vec<Failure>, expected: &Sp<Value>, actual: &Value, root: &
 
 /// For a step that never completed: whether it failed, was skipped, or waits.
 fn step_hint(v: &View, msg: &str) -> String {
-    let Some(step) = msg.strip_prefix('`').and_then(|m| m.split('`').next()) else { return String::new() };
+    let Some(step) = msg.strip_prefix('`').and_then(|m| m.split('`').next()) else {
+        return String::new();
+    };
     for (r, at) in v.history().iter().rev() {
         match r {
-            Record::StepFailed { step: s, error, .. } if s == step => return format!(" (`{step}` failed at {}: {})", offset(at - v.start), error.message),
-            Record::StepSkipped { step: s, .. } if s == step => return format!(" (`{step}` was skipped at {}: its `when` was false)", offset(at - v.start)),
+            Record::StepFailed { step: s, error, .. } if s == step => {
+                return format!(
+                    " (`{step}` failed at {}: {})",
+                    offset(at - v.start),
+                    error.message
+                );
+            }
+            Record::StepSkipped { step: s, .. } if s == step => {
+                return format!(
+                    " (`{step}` was skipped at {}: its `when` was false)",
+                    offset(at - v.start)
+                );
+            }
             _ => {}
         }
     }

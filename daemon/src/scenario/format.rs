@@ -15,7 +15,7 @@ use serde_json::Value;
 use crate::workflow::duration::Duration;
 use crate::workflow::span::Sp;
 
-/// Fields given per person: `role name → the addresses that hold it`.
+/// Who holds each role: role name → the addresses that hold it.
 pub type Roles = IndexMap<String, Sp<Vec<Sp<String>>>>;
 /// A map of values whose locations matter (input fields).
 pub type Fields = Sp<IndexMap<String, Sp<Value>>>;
@@ -67,7 +67,7 @@ pub struct ScenarioDef {
 /// tried in order (the first whose `when` matches the call's arguments).
 #[derive(Debug)]
 pub enum Answers {
-    One(Answer),
+    One(Box<Answer>),
     Many(Vec<Sp<Answer>>),
 }
 
@@ -269,7 +269,8 @@ impl<'de> Deserialize<'de> for Answers {
                 f.write_str("an answer (`output`, `fail`, `when`), or a list of answers")
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Answers, A::Error> {
-                Answer::deserialize(de::value::MapAccessDeserializer::new(map)).map(Answers::One)
+                Answer::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|a| Answers::One(Box::new(a)))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Answers, A::Error> {
                 Vec::deserialize(de::value::SeqAccessDeserializer::new(seq)).map(Answers::Many)
@@ -288,11 +289,19 @@ impl<'de> Deserialize<'de> for Failure {
                 f.write_str("an error message, or a map with `message`, `retryable`, `times`, `retry_after`")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Failure, E> {
-                Ok(Failure { message: Some(v.to_owned()), ..Default::default() })
+                Ok(Failure {
+                    message: Some(v.to_owned()),
+                    ..Default::default()
+                })
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Failure, A::Error> {
                 let s = FailureSpec::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                Ok(Failure { message: s.message, retryable: s.retryable, times: s.times, retry_after: s.retry_after })
+                Ok(Failure {
+                    message: s.message,
+                    retryable: s.retryable,
+                    times: s.times,
+                    retry_after: s.retry_after,
+                })
             }
         }
         deserializer.deserialize_any(V)

@@ -13,11 +13,10 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::check::{Checker, json_kind};
-use super::format::{self, Answers, EventDef, Expect, TestFile};
+use super::format::{self, Answers, Expect, TestFile};
 use crate::engine::model::{Ts, parse_instant};
 use crate::workflow::diag::Diagnostic;
-use crate::workflow::duration::Duration;
-use crate::workflow::plan::{NodeKind, Plan};
+use crate::workflow::plan::Plan;
 use crate::workflow::span::{Loc, Sp};
 
 /// Who starts instances when a file does not say.
@@ -45,7 +44,7 @@ pub struct Scenario {
     pub roles: BTreeMap<String, Vec<String>>,
     /// `role.action` → its answers, tried in order.
     pub connectors: BTreeMap<String, Vec<Rule>>,
-    pub events: Vec<Event>,
+    pub events: Vec<super::events::Event>,
     /// When the run stops, in milliseconds after the start.
     pub run_for: Option<i64>,
     pub expect: Option<Sp<Expect>>,
@@ -67,40 +66,40 @@ pub struct Fail {
     pub retry_after: Option<u64>,
 }
 
-#[derive(Debug)]
-pub struct Event {
-    pub at: Ts,
-    pub loc: Loc,
-    pub kind: EventKind,
-    pub refused: Option<String>,
-}
-
-#[derive(Debug)]
-pub enum EventKind {
-    Decide(format::Decide),
-    Delegate(format::Delegate),
-    Signal(format::Signal),
-    Cancel(format::Cancel),
-    Expect(Sp<Expect>),
-}
-
 /// Parses and checks one scenario file against the loaded workflows.
-pub fn load(path: &str, source: &str, plans: &HashMap<String, Arc<Plan>>) -> Result<Suite, Vec<Diagnostic>> {
+pub fn load(
+    path: &str,
+    source: &str,
+    plans: &HashMap<String, Arc<Plan>>,
+) -> Result<Suite, Vec<Diagnostic>> {
     let file = parse(source).map_err(|d| vec![d])?;
     let Some(plan) = plans.get(&file.workflow.value) else {
         let hint = crate::workflow::lower::closest(&file.workflow, plans.keys())
             .map(|c| format!(" (did you mean `{c}`?)"))
             .unwrap_or_default();
         let known: BTreeSet<&str> = plans.keys().map(String::as_str).collect();
-        let known = if known.is_empty() { "none".to_owned() } else { known.into_iter().collect::<Vec<_>>().join(", ") };
-        let msg = format!("workflow `{}` is not among the workflow files loaded{hint} (loaded: {known})", file.workflow.value);
+        let known = if known.is_empty() {
+            "none".to_owned()
+        } else {
+            known.into_iter().collect::<Vec<_>>().join(", ")
+        };
+        let msg = format!(
+            "workflow `{}` is not among the workflow files loaded{hint} (loaded: {known}): \
+             check the id, or give the directory that holds the workflow too, such as `vakt test workflows/`",
+            file.workflow.value
+        );
         return Err(vec![Diagnostic::new(file.workflow.loc, msg)]);
     };
     let mut ck = Checker::new(plan, plans);
     let workflow = file.workflow.value.clone();
     let scenarios = scenarios(&mut ck, file);
     if ck.diags.is_empty() {
-        Ok(Suite { path: path.to_owned(), source: source.to_owned(), workflow, scenarios })
+        Ok(Suite {
+            path: path.to_owned(),
+            source: source.to_owned(),
+            workflow,
+            scenarios,
+        })
     } else {
         let mut d = ck.diags;
         d.sort();
@@ -112,7 +111,10 @@ pub fn load(path: &str, source: &str, plans: &HashMap<String, Arc<Plan>>) -> Res
 /// Parses the YAML into the file's authored form.
 pub fn parse(source: &str) -> Result<TestFile, Diagnostic> {
     if source.trim().is_empty() {
-        return Err(Diagnostic::new(Loc::new(1, 1), "the file is empty: a scenario file needs `workflow` and `scenarios`"));
+        return Err(Diagnostic::new(
+            Loc::new(1, 1),
+            "the file is empty: a scenario file needs `workflow` and `scenarios`",
+        ));
     }
     let mut options = serde_saphyr::Options::default();
     options.strict_booleans = true;
@@ -122,12 +124,21 @@ pub fn parse(source: &str) -> Result<TestFile, Diagnostic> {
 
 fn parse_error(err: &serde_saphyr::Error) -> Diagnostic {
     use serde_saphyr::Error as E;
-    let loc = err.location().map(|l| Loc::from_saphyr(&l)).filter(Loc::is_known).unwrap_or(Loc::new(1, 1));
+    let loc = err
+        .location()
+        .map(|l| Loc::from_saphyr(&l))
+        .filter(Loc::is_known)
+        .unwrap_or(Loc::new(1, 1));
     let mut inner = err.without_snippet();
     while let E::AliasError { error, .. } = inner {
         inner = error.without_snippet();
     }
-    let ticked = |v: &[&str]| v.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ");
+    let ticked = |v: &[&str]| {
+        v.iter()
+            .map(|f| format!("`{f}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let msg = match inner {
         E::SerdeUnknownField { field, expected, .. } => {
             let hint = crate::workflow::lower::closest(field, expected.iter()).map(|c| format!(" (did you mean `{c}`?)")).unwrap_or_default();
@@ -140,6 +151,21 @@ fn parse_error(err: &serde_saphyr::Error) -> Diagnostic {
             f => format!("`{f}` is missing here: add it"),
         },
         E::SerdeInvalidType { unexpected, expected, .. } => format!("wrong type: expected {expected}, found {unexpected}"),
+        E::InvalidScalar { ty, .. } => {
+            let want = match *ty {
+                t if t.starts_with('u') || t.starts_with('i') => "a whole number (0 or more), such as `1`",
+                "bool" => "`true` or `false`",
+                t => t,
+            };
+            format!("wrong type: expected {want}")
+        }
+        E::Unexpected { expected, .. } => match *expected {
+            "sequence start" => "wrong type: expected a list here (`[a, b]`, or lines starting with `- `)".to_owned(),
+            "mapping start" => "wrong type: expected a map here (`key: value` lines, or `{key: value}`)".to_owned(),
+            "string scalar" => "wrong type: expected a single value here (text), not a list or a map".to_owned(),
+            other => format!("expected {other}"),
+        },
+        E::InvalidBooleanStrict { .. } => "wrong type: expected `true` or `false`".to_owned(),
         E::DuplicateMappingKey { key, .. } => format!("`{}` is given twice in the same map: keep one of them", key.as_deref().unwrap_or("a key")),
         other => {
             let text = other.to_string();
@@ -155,7 +181,10 @@ fn scenarios(ck: &mut Checker, file: TestFile) -> Vec<Scenario> {
     let file_roles = roles(ck, &file.roles);
     let file_connectors = connectors(ck, &file.connectors);
     if file.scenarios.value.is_empty() {
-        ck.error(file.scenarios.loc, "`scenarios` is empty: add at least one scenario with a `name`");
+        ck.error(
+            file.scenarios.loc,
+            "`scenarios` is empty: add at least one scenario with a `name`",
+        );
     }
     let mut names: HashMap<String, Loc> = HashMap::new();
     let mut out = Vec::new();
@@ -176,16 +205,30 @@ fn scenarios(ck: &mut Checker, file: TestFile) -> Vec<Scenario> {
                 None
             }
         };
-        let started_by = sc.started_by.as_ref().or(file.started_by.as_ref()).map(|s| s.value.clone()).unwrap_or_else(|| DEFAULT_STARTED_BY.to_owned());
+        let started_by = sc
+            .started_by
+            .as_ref()
+            .or(file.started_by.as_ref())
+            .map(|s| s.value.clone())
+            .unwrap_or_else(|| DEFAULT_STARTED_BY.to_owned());
         let mut roles_map = file_roles.clone();
         roles_map.extend(roles(ck, &sc.roles));
         let mut scripts = file_connectors.clone();
         scripts.extend(connectors(ck, &sc.connectors));
         let input = input(ck, file.input.as_ref(), sc.input.as_ref(), sc.name.loc);
         let start_ts = start.unwrap_or(0);
-        let events = events(ck, sc.events, start_ts, start.is_some());
+        let events = super::events::check(ck, sc.events, start_ts, start.is_some());
         if let Some(e) = &sc.expect {
             ck.expect(e);
+        }
+        if let (Some(rf), Some(last)) = (&sc.run_for, events.last())
+            && last.at > start_ts + rf.value.as_millis() as i64
+        {
+            let msg = format!(
+                "`run_for: {}` stops the clock before the last event (line {}): make it longer, or leave it out",
+                rf.value, last.loc.line
+            );
+            ck.error(rf.loc, msg);
         }
         out.push(Scenario {
             name,
@@ -216,8 +259,14 @@ fn roles(ck: &mut Checker, roles: &format::Roles) -> BTreeMap<String, Vec<String
     let mut out = BTreeMap::new();
     for (name, holders) in roles {
         if !known.contains(name) && !templated {
-            let hint = crate::workflow::lower::closest(name, known.iter()).map(|c| format!(" (did you mean `{c}`?)")).unwrap_or_default();
-            let list = if known.is_empty() { "none".to_owned() } else { known.iter().cloned().collect::<Vec<_>>().join(", ") };
+            let hint = crate::workflow::lower::closest(name, known.iter())
+                .map(|c| format!(" (did you mean `{c}`?)"))
+                .unwrap_or_default();
+            let list = if known.is_empty() {
+                "none".to_owned()
+            } else {
+                known.iter().cloned().collect::<Vec<_>>().join(", ")
+            };
             ck.error(holders.loc, format!("role `{name}` is not assigned any task in workflow `{}`{hint} (its roles: {list})", ck.plan.id));
         }
         for h in &holders.value {
@@ -225,21 +274,34 @@ fn roles(ck: &mut Checker, roles: &format::Roles) -> BTreeMap<String, Vec<String
                 ck.error(h.loc, format!("`{}` is not an address: list who holds role `{name}`, such as `anna@kommun.se`", h.value));
             }
         }
-        out.insert(name.clone(), holders.value.iter().map(|h| h.value.trim().to_lowercase()).collect());
+        out.insert(
+            name.clone(),
+            holders
+                .value
+                .iter()
+                .map(|h| h.value.trim().to_lowercase())
+                .collect(),
+        );
     }
     out
 }
 
-fn connectors(ck: &mut Checker, map: &indexmap::IndexMap<String, Sp<Answers>>) -> BTreeMap<String, Vec<Rule>> {
+fn connectors(
+    ck: &mut Checker,
+    map: &indexmap::IndexMap<String, Sp<Answers>>,
+) -> BTreeMap<String, Vec<Rule>> {
     let mut out = BTreeMap::new();
     for (key, answers) in map {
         ck.call_key(key, answers.loc);
         let list: Vec<Sp<&format::Answer>> = match &answers.value {
-            Answers::One(a) => vec![Sp::new(a, answers.loc)],
+            Answers::One(a) => vec![Sp::new(&**a, answers.loc)],
             Answers::Many(v) => v.iter().map(|a| a.as_ref()).collect(),
         };
         if list.is_empty() {
-            ck.error(answers.loc, format!("`{key}` has no answers: give one, such as `{{output: {{}}}}`"));
+            ck.error(
+                answers.loc,
+                format!("`{key}` has no answers: give one, such as `{{output: {{}}}}`"),
+            );
         }
         let rules = list.into_iter().map(|a| rule(ck, a)).collect();
         out.insert(key.clone(), rules);
@@ -257,10 +319,17 @@ fn rule(ck: &mut Checker, a: Sp<&format::Answer>) -> Rule {
         if let Some(t) = &f.value.times
             && t.value == 0
         {
-            ck.error(t.loc, "`times: 0` never fails: leave `fail` out, or give 1 or more");
+            ck.error(
+                t.loc,
+                "`times: 0` never fails: leave `fail` out, or give 1 or more",
+            );
         }
         Fail {
-            message: f.value.message.clone().unwrap_or_else(|| "scripted failure".to_owned()),
+            message: f
+                .value
+                .message
+                .clone()
+                .unwrap_or_else(|| "scripted failure".to_owned()),
             retryable: f.value.retryable.unwrap_or(true),
             times: f.value.times.as_ref().map(|t| t.value),
             retry_after: f.value.retry_after.map(|d| d.as_secs()),
@@ -268,12 +337,22 @@ fn rule(ck: &mut Checker, a: Sp<&format::Answer>) -> Rule {
     });
     Rule {
         when: a.value.when.as_ref().map(|w| w.value.clone()),
-        output: a.value.output.as_ref().map(|o| o.value.clone()).unwrap_or_else(|| Value::Object(Default::default())),
+        output: a
+            .value
+            .output
+            .as_ref()
+            .map(|o| o.value.clone())
+            .unwrap_or_else(|| Value::Object(Default::default())),
         fail,
     }
 }
 
-fn input(ck: &mut Checker, shared: Option<&format::Fields>, own: Option<&format::Fields>, fallback: Loc) -> Value {
+fn input(
+    ck: &mut Checker,
+    shared: Option<&format::Fields>,
+    own: Option<&format::Fields>,
+    fallback: Loc,
+) -> Value {
     let mut map = serde_json::Map::new();
     for fields in [shared, own].into_iter().flatten() {
         for (k, v) in &fields.value {
@@ -291,100 +370,4 @@ fn input(ck: &mut Checker, shared: Option<&format::Fields>, own: Option<&format:
             value
         }
     }
-}
-
-fn events(ck: &mut Checker, list: Vec<Sp<EventDef>>, start: Ts, start_known: bool) -> Vec<Event> {
-    let mut out = Vec::new();
-    let mut last: Option<(Ts, Loc)> = None;
-    for ev in list {
-        let loc = ev.loc;
-        let e = ev.value;
-        let at = time(ck, &e.at, start, start_known);
-        if let (Some(t), Some((prev, prev_loc))) = (at, last)
-            && t < prev
-        {
-            ck.error(e.at.loc, format!("`{}` is earlier than the event before it (line {}): list events in time order", e.at.value, prev_loc.line));
-        }
-        if let Some(t) = at {
-            last = Some((t, e.at.loc));
-        }
-        let mut kinds = Vec::new();
-        if let Some(d) = e.decide {
-            ck.decide(&d);
-            kinds.push(("decide", EventKind::Decide(d.value)));
-        }
-        if let Some(d) = e.delegate {
-            ck.delegate(&d);
-            kinds.push(("delegate", EventKind::Delegate(d.value)));
-        }
-        if let Some(s) = e.signal {
-            ck.signal(&s.value.name);
-            kinds.push(("signal", EventKind::Signal(s.value)));
-        }
-        if let Some(c) = e.cancel {
-            kinds.push(("cancel", EventKind::Cancel(c.value)));
-        }
-        if let Some(x) = e.expect {
-            ck.expect(&x);
-            kinds.push(("expect", EventKind::Expect(x)));
-        }
-        if kinds.len() != 1 {
-            let what = if kinds.is_empty() {
-                "nothing happens".to_owned()
-            } else {
-                format!("it has {}", kinds.iter().map(|(k, _)| format!("`{k}`")).collect::<Vec<_>>().join(" and "))
-            };
-            ck.error(loc, format!("an event needs exactly one of `decide`, `delegate`, `signal`, `cancel` or `expect`: {what}; split it into one event each"));
-            continue;
-        }
-        let (name, kind) = kinds.pop().expect("one kind");
-        if let Some(r) = &e.refused
-            && name == "expect"
-        {
-            ck.error(r.loc, "`refused` goes with `decide`, `delegate`, `signal` or `cancel`, not with `expect`");
-        }
-        out.push(Event { at: at.unwrap_or(start), loc, kind, refused: e.refused.map(|r| r.value) });
-    }
-    out
-}
-
-fn time(ck: &mut Checker, at: &Sp<String>, start: Ts, start_known: bool) -> Option<Ts> {
-    if let Ok(d) = Duration::parse(&at.value) {
-        return Some(start + d.as_millis() as i64);
-    }
-    match parse_instant(&at.value) {
-        Some(t) if start_known && t < start => {
-            ck.error(at.loc, format!("`{}` is before the scenario's start: give a later instant, or a duration after the start such as `30m`", at.value));
-            None
-        }
-        Some(t) => Some(t),
-        None => {
-            ck.error(at.loc, format!("`{}` is neither a duration after the start (`30m`, `2d 4h`) nor an instant (`2026-03-02T10:00:00+01:00`)", at.value));
-            None
-        }
-    }
-}
-
-/// The approval steps of the plans, for `roles` checks: (static role names,
-/// whether some assignee is a template that could name another role).
-pub(super) fn roles_of(plans: &[&Plan]) -> (BTreeSet<String>, bool) {
-    use crate::workflow::plan::Assignee;
-    let mut roles = BTreeSet::new();
-    let mut templated = false;
-    for plan in plans {
-        for n in &plan.nodes {
-            if let NodeKind::Approval(a) = &n.kind {
-                for x in a.assignees.iter().chain(a.escalation.iter().flat_map(|r| r.to.iter())) {
-                    match x {
-                        Assignee::Role(r) => {
-                            roles.insert(r.clone());
-                        }
-                        Assignee::Template(t) => templated |= t.source().contains("role:"),
-                        Assignee::Address(_) => {}
-                    }
-                }
-            }
-        }
-    }
-    (roles, templated)
 }

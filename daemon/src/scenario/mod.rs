@@ -19,11 +19,13 @@
 
 mod check;
 mod effects;
+pub mod events;
 mod expect;
 pub mod format;
 pub mod load;
 pub mod report;
 pub mod run;
+mod tasks;
 #[cfg(test)]
 mod tests;
 
@@ -68,7 +70,10 @@ pub fn run_paths(paths: &[PathBuf], out: &mut dyn Write, err: &mut dyn Write) ->
         }
     };
     if tests.is_empty() {
-        let _ = writeln!(err, "vakt test: no scenario files (*.test.yaml) under the given paths");
+        let _ = writeln!(
+            err,
+            "vakt test: no scenario files (*.test.yaml) under the given paths"
+        );
         return 2;
     }
     let mut invalid = 0;
@@ -103,59 +108,97 @@ pub fn run_paths(paths: &[PathBuf], out: &mut dyn Write, err: &mut dyn Write) ->
         }
     }
     if invalid > 0 {
-        let _ = writeln!(err, "vakt test: {invalid} invalid file(s); no scenario was run");
+        let _ = writeln!(
+            err,
+            "vakt test: {invalid} invalid file(s); no scenario was run"
+        );
         return 2;
     }
     let count: usize = suites.iter().map(|s| s.scenarios.len()).sum();
-    let _ = writeln!(out, "\nrunning {count} scenario(s) from {} file(s)\n", suites.len());
+    let _ = writeln!(
+        out,
+        "\nrunning {count} scenario(s) from {} file(s)\n",
+        suites.len()
+    );
     let started = Instant::now();
     let mut results = Vec::new();
     for s in &suites {
         for sc in &s.scenarios {
             let outcome = run::run(sc, &s.workflow, &plans);
             report::line(out, &s.path, &sc.name, &outcome);
-            results.push(report::Result { file: s.path.clone(), name: sc.name.clone(), outcome });
+            results.push(report::Result {
+                file: s.path.clone(),
+                name: sc.name.clone(),
+                outcome,
+            });
         }
     }
     report::summary(out, &results, started.elapsed());
-    if results.iter().all(|r| r.outcome.passed()) { 0 } else { 1 }
+    if results.iter().all(|r| r.outcome.passed()) {
+        0
+    } else {
+        1
+    }
 }
 
 /// Scenario files under the paths, and the workflow files to load with
-/// them: those under the paths and, for a scenario file given by name whose
-/// workflow is not among them, the file defining it next to the scenario
-/// file or in the directory above (`workflows/tests/x.test.yaml` finds
-/// `workflows/x.yaml`).
+/// them: those under the paths and, for a scenario file whose workflow is
+/// not among them, the file defining it next to the scenario file or in the
+/// directory above (`workflows/tests/x.test.yaml` finds `workflows/x.yaml`).
 fn discover(paths: &[PathBuf]) -> std::io::Result<(Vec<PathBuf>, Vec<PathBuf>)> {
     let mut tests = Vec::new();
     let mut roots = Vec::new();
-    let mut named = Vec::new();
     for p in paths {
         if p.is_dir() {
             walk_tests(p, &mut tests)?;
             roots.push(p.clone());
         } else if is_test_file(p) {
             tests.push(p.clone());
-            named.push(p.clone());
         } else {
             roots.push(p.clone());
         }
     }
     let mut workflows = workflow::expand_paths(&roots)?;
-    let id_of = |p: &Path| std::fs::read_to_string(p).ok().and_then(|s| workflow::lower::parse(&s).ok()).map(|f| f.id.value);
+    let id_of = |p: &Path| {
+        std::fs::read_to_string(p)
+            .ok()
+            .and_then(|s| workflow::lower::parse(&s).ok())
+            .map(|f| f.id.value)
+    };
     let mut known: BTreeSet<String> = workflows.iter().filter_map(|w| id_of(w)).collect();
-    for t in named {
-        let Some(wanted) = std::fs::read_to_string(&t).ok().and_then(|s| load::parse(&s).ok()).map(|f| f.workflow.value) else { continue };
+    for t in &tests {
+        let Some(wanted) = std::fs::read_to_string(t)
+            .ok()
+            .and_then(|s| load::parse(&s).ok())
+            .map(|f| f.workflow.value)
+        else {
+            continue;
+        };
         if known.contains(&wanted) {
             continue;
         }
-        let dir = t.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = t
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         for d in [Some(dir), dir.parent()].into_iter().flatten() {
-            let d = if d.as_os_str().is_empty() { Path::new(".") } else { d };
-            let Ok(entries) = std::fs::read_dir(d) else { continue };
-            let mut found: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|f| f.is_file() && workflow::is_workflow_file(f)).collect();
+            let d = if d.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                d
+            };
+            let Ok(entries) = std::fs::read_dir(d) else {
+                continue;
+            };
+            let mut found: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.is_file() && workflow::is_workflow_file(f))
+                .collect();
             found.sort();
-            if let Some(f) = found.into_iter().find(|f| id_of(f).as_ref() == Some(&wanted)) {
+            if let Some(f) = found
+                .into_iter()
+                .find(|f| id_of(f).as_ref() == Some(&wanted))
+            {
                 workflows.push(f);
                 known.insert(wanted);
                 break;
@@ -170,10 +213,15 @@ fn discover(paths: &[PathBuf]) -> std::io::Result<(Vec<PathBuf>, Vec<PathBuf>)> 
 }
 
 fn walk_tests(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
     entries.sort();
     for p in entries {
-        let hidden = p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+        let hidden = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
         if p.is_dir() && !hidden {
             walk_tests(&p, out)?;
         } else if p.is_file() && is_test_file(&p) {

@@ -127,7 +127,7 @@ impl Lowerer {
                 Some(b) => self.lower_block(
                     &b.value,
                     None,
-                    &scope.with(&var),
+                    &scope.with(&var).with("index"),
                     b.loc,
                     &format!("{what} `steps`"),
                 ),
