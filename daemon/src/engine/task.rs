@@ -333,7 +333,8 @@ pub fn remind(cx: &mut Cx, task: u32, periodic: bool) {
     // One mail per moment: a reminder that falls due together with another
     // reminder or an escalation of the same task is recorded but not sent.
     let escalating_now = cx.st.timers.values().any(|x| {
-        x.due == cx.now && matches!(x.purpose, TimerPurpose::Escalation { task: e, .. } if e == task)
+        x.due == cx.now
+            && matches!(x.purpose, TimerPurpose::Escalation { task: e, .. } if e == task)
     });
     let undecided: Vec<String> = if escalating_now || t.last_notice_at == Some(cx.now) {
         Vec::new()

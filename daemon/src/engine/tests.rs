@@ -344,10 +344,19 @@ steps:
 "#);
     s.start("w", json!({}), "u@k.se").unwrap();
     s.advance(15 * 24 * H);
-    let days: Vec<(i64, NotifyReason)> = s.notices.iter().map(|n| ((n.at - T0) / (24 * H), n.reason)).collect();
+    let days: Vec<(i64, NotifyReason)> = s
+        .notices
+        .iter()
+        .map(|n| ((n.at - T0) / (24 * H), n.reason))
+        .collect();
     assert_eq!(
         days,
-        vec![(0, NotifyReason::Opened), (4, NotifyReason::Reminder), (8, NotifyReason::Escalation), (12, NotifyReason::Reminder)],
+        vec![
+            (0, NotifyReason::Opened),
+            (4, NotifyReason::Reminder),
+            (8, NotifyReason::Escalation),
+            (12, NotifyReason::Reminder)
+        ],
         "the day-8 reminder goes with the escalation, the day-12 ones are one mail"
     );
 }

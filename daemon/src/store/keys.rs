@@ -210,7 +210,7 @@ mod tests {
 
     #[test]
     fn timers_sort_by_due_time_including_before_1970() {
-        let mut keys = vec![
+        let mut keys = [
             timer(5_000, "x", 1),
             timer(-10, "y", 2),
             timer(1_000, "z", 3),

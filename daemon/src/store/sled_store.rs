@@ -248,11 +248,10 @@ impl Timers for SledStore {
     }
 
     fn next_timer(&self) -> Result<Option<Ts>> {
-        for kv in self.tree.scan_prefix([keys::TIMER]).take(1) {
-            let (k, _) = kv?;
-            return Ok(keys::parse_timer(&k).map(|t| t.0));
+        match self.tree.scan_prefix([keys::TIMER]).next() {
+            Some(kv) => Ok(keys::parse_timer(&kv?.0).map(|t| t.0)),
+            None => Ok(None),
         }
-        Ok(None)
     }
 }
 

@@ -133,7 +133,22 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 /// Loads a set of files and checks what spans files: unique workflow ids and
 /// sub-workflows that exist.
 pub fn load_set(files: &[PathBuf]) -> Vec<Loaded> {
-    let mut loaded: Vec<Loaded> = files.iter().map(|p| load_file(p)).collect();
+    // Files are independent until the cross-file checks: load them on every core.
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(files.len().max(1));
+    let chunk = files.len().div_ceil(workers.max(1)).max(1);
+    let mut loaded: Vec<Loaded> = std::thread::scope(|scope| {
+        let handles: Vec<_> = files
+            .chunks(chunk)
+            .map(|part| scope.spawn(move || part.iter().map(|p| load_file(p)).collect::<Vec<_>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("loading a workflow file does not panic"))
+            .collect()
+    });
     check_set(&mut loaded);
     loaded
 }
@@ -163,10 +178,17 @@ pub fn check_set(loaded: &mut [Loaded]) {
     }
     let all_ids: Vec<String> = loaded
         .iter()
-        .filter_map(|l| lower::parse(&l.source).ok().map(|f| f.id.value))
+        .filter_map(|l| match &l.result {
+            Ok(plan) => Some(plan.id.clone()),
+            // An invalid file may still define the id others refer to.
+            Err(_) => lower::parse(&l.source).ok().map(|f| f.id.value),
+        })
         .collect();
     for (i, l) in loaded.iter().enumerate() {
         if let Ok(plan) = &l.result {
+            if plan.sub_workflows.is_empty() {
+                continue;
+            }
             let locs = lower::sub_workflow_locs(&l.source);
             for node in &plan.nodes {
                 if let plan::NodeKind::Workflow { id, .. } = &node.kind {

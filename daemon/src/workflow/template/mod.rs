@@ -207,8 +207,10 @@ impl TemplatesBuilder {
 
     /// The data roots an expression reads, as dotted paths.
     pub fn expression_references(&self, expr: &Expr) -> BTreeSet<String> {
-        match self.env.compile_expression(&expr.source) {
-            Ok(e) => filter_globals(e.undeclared_variables(true)),
+        // The stored wrapper reads exactly what the expression reads; asking
+        // it only parses, where compiling the expression again would not.
+        match self.env.get_template(&expr.name) {
+            Ok(t) => filter_globals(t.undeclared_variables(true)),
             Err(_) => BTreeSet::new(),
         }
     }
