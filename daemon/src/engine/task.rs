@@ -232,7 +232,13 @@ fn tally(cx: &Cx, task: u32) -> Option<String> {
     if let Some(o) = a.options.iter().find(|o| count(&o.id) >= needed) {
         return Some(o.id.clone());
     }
-    let remaining = entries.saturating_sub(t.votes.len() as u32);
+    // A `role:` entry may be held by any number of people: while one is on
+    // the task, more votes can always come.
+    let remaining = if t.assignees.iter().any(|a| a.starts_with("role:")) {
+        u32::MAX / 2
+    } else {
+        entries.saturating_sub(t.votes.len() as u32)
+    };
     let best = a.options.iter().map(|o| count(&o.id)).max().unwrap_or(0);
     if best + remaining < needed {
         // No option can reach the quorum: most votes, ties to the last listed.

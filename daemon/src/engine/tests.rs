@@ -397,6 +397,26 @@ steps:
 }
 
 #[test]
+fn a_numeric_quorum_over_a_role_waits_for_enough_members() {
+    let mut s = sim(
+        "id: w\nsteps:\n  - id: a\n    approval: {title: t, assignees: [\"role:board\"], quorum: 2}\n",
+    );
+    let id = s.start("w", json!({}), "u@k.se").unwrap();
+    let task = s.open_tasks(&id)[0];
+    let vote = |by: &str| Event::Decide {
+        task,
+        by: by.into(),
+        roles: vec!["board".into()],
+        option: "approve".into(),
+        comment: None,
+    };
+    s.event(&id, vote("a@k.se")).unwrap();
+    assert_eq!(s.instance(&id).status, Status::Waiting, "one of two");
+    s.event(&id, vote("b@k.se")).unwrap();
+    assert_eq!(s.instance(&id).status, Status::Completed);
+}
+
+#[test]
 fn a_role_member_may_decide() {
     let mut s =
         sim("id: w\nsteps:\n  - id: a\n    approval: {title: t, assignees: [\"role:dpo\"]}\n");

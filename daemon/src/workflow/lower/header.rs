@@ -227,8 +227,15 @@ impl Lowerer {
             }
             warn_before.sort_by(|a, b| b.cmp(a));
             warn_before.dedup();
-            let stopped_by = c.stopped_by.as_ref().and_then(|s| match self.by_id.get(&s.value) {
-                Some(id) => Some(*id),
+            let stopped_by = c.stopped_by.as_ref().and_then(|s| match self.by_id.get(&s.value).copied() {
+                Some(id) => {
+                    // Steps are lowered before clocks, so the kind is known.
+                    let kind = self.nodes.get(id.index()).and_then(|n| n.as_ref()).map(|n| n.kind.name());
+                    if let Some(k @ ("if" | "switch")) = kind {
+                        self.error(s.loc, format!("clock `{name}` is stopped by step `{}`, an `{k}`, which completes as soon as its condition is evaluated: point `stopped_by` at a step inside or after the branch", s.value));
+                    }
+                    Some(id)
+                }
                 None => {
                     let hint = closest(&s.value, self.by_id.keys())
                         .map(|c| format!(" (did you mean `{c}`?)"))

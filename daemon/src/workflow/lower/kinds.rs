@@ -111,9 +111,10 @@ impl Lowerer {
                 .unwrap_or_else(|| "item".into());
             if let Some(a) = &s.as_
                 && (!is_identifier(&a.value)
+                    || a.value == "index"
                     || super::super::template::ROOT_VARIABLES.contains(&a.value.as_str()))
             {
-                self.error(a.loc, format!("{what}: `as: {}` must be a name of letters, digits and `_`, and not one of {}", a.value, super::super::template::ROOT_VARIABLES.join(", ")));
+                self.error(a.loc, format!("{what}: `as: {}` must be a name of letters, digits and `_`, and not `index` (the item's position) or one of {}", a.value, super::super::template::ROOT_VARIABLES.join(", ")));
             }
             let concurrency = s.concurrency.as_ref().map(|c| c.value).unwrap_or(1);
             if !(1..=1000).contains(&concurrency) {
