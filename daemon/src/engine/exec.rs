@@ -307,30 +307,9 @@ pub fn cancel_timers(cx: &mut Cx, pred: impl Fn(&TimerPurpose) -> bool) {
 /// `instance/step/iteration-path/visit`: the same for every attempt of one
 /// visit of a step, different for the next visit (a send-back loop).
 fn idempotency_key(cx: &Cx, thread: u32, step: &str) -> String {
-    let mut path = Vec::new();
-    let mut t = Some(thread);
-    while let Some(id) = t {
-        let Some(th) = cx.st.threads.get(&id) else {
-            break;
-        };
-        if let ThreadKind::Iteration { index } = th.kind {
-            path.push(index.to_string());
-        }
-        t = th.parent;
-    }
-    path.reverse();
-    let visit = cx.st.visits.get(step).copied().unwrap_or(1);
-    format!(
-        "{}/{}/{}/{}",
-        cx.st.id,
-        step,
-        if path.is_empty() {
-            "-".to_owned()
-        } else {
-            path.join(".")
-        },
-        visit
-    )
+    let path = cx.st.iteration_path(thread);
+    let visit = cx.st.threads.get(&thread).map(|t| t.visit).unwrap_or(1);
+    format!("{}/{}/{}/{}", cx.st.id, step, path, visit)
 }
 
 fn request_call(cx: &mut Cx, thread: u32, attempt: u32) {
@@ -503,6 +482,7 @@ pub fn complete_step(cx: &mut Cx, thread: u32, output: Value, next: Option<Optio
         return;
     };
     let node_id = th.node;
+    cancel_step_timers(cx, thread);
     let node = cx.plan.node(node_id);
     let next = next.unwrap_or(node.next);
     let step = node.step.clone();
@@ -519,11 +499,21 @@ pub fn complete_step(cx: &mut Cx, thread: u32, output: Value, next: Option<Optio
     }
 }
 
+/// A step that ends takes its timers with it (a call's timeout, a pending
+/// retry), so that none of them can reach the thread's next step.
+fn cancel_step_timers(cx: &mut Cx, thread: u32) {
+    cancel_timers(
+        cx,
+        |p| matches!(p, TimerPurpose::Timeout { thread: t } | TimerPurpose::Retry { thread: t } | TimerPurpose::Wait { thread: t } if *t == thread),
+    );
+}
+
 fn handle_with(cx: &mut Cx, thread: u32, error: StepError, jump: Option<Jump>) {
     let Some(th) = cx.st.threads.get(&thread) else {
         return;
     };
     let node_id = th.node;
+    cancel_step_timers(cx, thread);
     let step = cx.plan.node(node_id).step.clone();
     match jump {
         Some(j) => {

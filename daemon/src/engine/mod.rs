@@ -59,6 +59,10 @@ pub fn start(
         parent,
     });
     clock::start_all(&mut cx);
+    if cx.st.status.is_final() {
+        // A clock could not start (its anchor is missing): nothing runs.
+        return cx.finish();
+    }
     match plan.entry {
         Some(entry) => {
             let t = cx.st.peek_id();

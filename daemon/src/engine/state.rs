@@ -81,6 +81,10 @@ pub struct Thread {
     pub last: Value,
     /// The attempt of the current call (1-based) while one is in flight or backing off.
     pub attempt: u32,
+    /// Which visit of its current step this is (counted per step and
+    /// iteration), fixed when the step is entered: part of the idempotency key.
+    #[serde(default)]
+    pub visit: u32,
     /// Threads still running under a parallel/foreach node, and foreach progress.
     pub join: Option<Join>,
 }
@@ -285,13 +289,18 @@ impl Instance {
                         waiting: Waiting::Ready,
                         last: Value::Null,
                         attempt: 0,
+                        visit: 0,
                         join: None,
                     },
                 );
             }
             Record::StepEntered { thread, node, step } => {
-                *self.visits.entry(step.clone()).or_default() += 1;
+                let key = self.visit_key(*thread, step);
+                let visit = self.visits.entry(key).or_default();
+                *visit += 1;
+                let visit = *visit;
                 if let Some(t) = self.threads.get_mut(thread) {
+                    t.visit = visit;
                     t.node = *node;
                     t.waiting = Waiting::Ready;
                     t.attempt = 0;
@@ -491,7 +500,8 @@ impl Instance {
                     if !t.assignees.contains(to) {
                         t.assignees.push(to.clone());
                     }
-                    t.assignees.dedup();
+                    let mut seen = std::collections::BTreeSet::new();
+                    t.assignees.retain(|a| seen.insert(a.clone()));
                 }
             }
             Record::TaskVoted { task, vote } => {
@@ -568,6 +578,32 @@ impl Instance {
         if !self.status.is_final() {
             self.status = self.derive_status();
         }
+    }
+
+    /// The foreach iteration path of a thread: `-` outside any foreach,
+    /// else the indices from the outermost in, such as `3.0`.
+    pub fn iteration_path(&self, thread: u32) -> String {
+        let mut path = Vec::new();
+        let mut t = Some(thread);
+        while let Some(id) = t {
+            let Some(th) = self.threads.get(&id) else {
+                break;
+            };
+            if let ThreadKind::Iteration { index } = th.kind {
+                path.push(index.to_string());
+            }
+            t = th.parent;
+        }
+        if path.is_empty() {
+            return "-".to_owned();
+        }
+        path.reverse();
+        path.join(".")
+    }
+
+    /// The key visits of a step are counted under: the step in one iteration.
+    pub fn visit_key(&self, thread: u32, step: &str) -> String {
+        format!("{step}/{}", self.iteration_path(thread))
     }
 
     /// A parallel/foreach node begins waiting on its children.

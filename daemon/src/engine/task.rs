@@ -148,9 +148,29 @@ pub fn open(cx: &mut Cx, thread: u32, node: NodeId, a: &Approval) {
             },
         );
     }
-    if let Some(due) = due {
-        set_timer(cx, due.max(now), TimerPurpose::Deadline { task });
+    // A deadline that has already passed when the task opens (a statutory
+    // clock run out, a send-back after the date) neither applies the default
+    // nor times out: the task stays open, overdue, for a person. Otherwise a
+    // default that sends the flow back would reopen and re-decide the task
+    // at the same instant forever.
+    if let Some(due) = due
+        && due > now
+    {
+        set_timer(cx, due, TimerPurpose::Deadline { task });
     }
+}
+
+/// Closes a task undecided and stops its timers.
+fn abandon(cx: &mut Cx, task: u32) {
+    cx.emit(Record::TaskClosed {
+        task,
+        outcome: None,
+        by_default: false,
+    });
+    cancel_timers(
+        cx,
+        |p| matches!(p, TimerPurpose::Reminder { task: x, .. } | TimerPurpose::Escalation { task: x, .. } | TimerPurpose::Deadline { task: x } if *x == task),
+    );
 }
 
 /// Whether `by` (holding `roles`) is an assignee of the task.
@@ -386,6 +406,9 @@ pub fn escalate(cx: &mut Cx, task: u32, rung: u32) {
     let added = match resolve(cx, t.thread, &r.to) {
         Ok(x) => x,
         Err(e) => {
+            // The task cannot go on without its ladder: close it, then fail
+            // the step (its handler, or the instance).
+            abandon(cx, task);
             return super::exec::fail_step(
                 cx,
                 t.thread,
