@@ -12,11 +12,24 @@ if ! rustup target list --installed | grep -qx wasm32-wasip2; then
   rustup target add wasm32-wasip2
 fi
 
+step "test servers (on loopback only, started by the tests themselves)"
+# The mail plugin is tested against a real SMTP server: Debian's aiosmtpd,
+# run with the system Python (a pyenv `python3` on PATH may not see it).
+if ! /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq python3-aiosmtpd >/dev/null
+fi
+export VAKT_TEST_PYTHON=/usr/bin/python3
+
 step "format"
 cargo fmt --all -- --check
 
 step "build"
 cargo build --workspace --all-targets --locked
+
+step "plugins for wasm32-wasip2"
+./plugins/build.sh
 
 step "lint"
 cargo clippy --workspace --all-targets --locked -- -D warnings

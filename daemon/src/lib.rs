@@ -13,6 +13,7 @@
 
 pub mod cli;
 pub mod engine;
+pub mod plugin;
 pub mod runtime;
 pub mod scenario;
 pub mod store;
