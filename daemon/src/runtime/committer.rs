@@ -190,11 +190,11 @@ pub async fn outbox(inner: Arc<Inner>) {
             }
         };
         if items.is_empty() {
-            let _ = tokio::time::timeout(
-                std::time::Duration::from_secs(5),
-                inner.outbox_wake.notified(),
-            )
-            .await;
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+                _ = inner.outbox_wake.notified() => {}
+                _ = &mut stop => break,
+            }
             continue;
         }
         let mut done: Vec<OutboxItem> = Vec::new();
@@ -210,11 +210,11 @@ pub async fn outbox(inner: Arc<Inner>) {
             tracing::error!(error = %e, "cannot clear performed outbox items");
         }
         if failed {
-            let _ = tokio::time::timeout(
-                std::time::Duration::from_secs(5),
-                inner.outbox_wake.notified(),
-            )
-            .await;
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+                _ = inner.outbox_wake.notified() => {}
+                _ = &mut stop => break,
+            }
         }
     }
 }
