@@ -6,7 +6,12 @@ cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
 
-step "toolchain targets"
+step "toolchain"
+rustc_minor=$(rustc --version | sed -E 's/^rustc 1\.([0-9]+).*/\1/')
+if [ "$rustc_minor" -lt 95 ]; then
+  echo "vakt needs Rust 1.95 or newer (wasmtime 48); found $(rustc --version)" >&2
+  exit 1
+fi
 # RUSTUP_AUTO_INSTALL is off on these machines: add the plugin target ourselves.
 if ! rustup target list --installed | grep -qx wasm32-wasip2; then
   rustup target add wasm32-wasip2

@@ -75,6 +75,17 @@ fn examples_satisfy_the_json_schema() {
 }
 
 #[test]
+fn the_committed_schema_is_current() {
+    // The examples point editors at it (`# yaml-language-server: $schema=…`).
+    let committed = std::fs::read_to_string(repo_root().join("vakt-workflow.schema.json")).unwrap();
+    assert_eq!(
+        committed.trim_end(),
+        workflow::schema::json_schema().trim_end(),
+        "vakt-workflow.schema.json is stale: run `cargo run -q -- schema > vakt-workflow.schema.json`"
+    );
+}
+
+#[test]
 fn the_schema_rejects_what_the_parser_rejects() {
     let schema: serde_json::Value = serde_json::from_str(&workflow::schema::json_schema()).unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();

@@ -15,6 +15,7 @@
 //! - [`input`]: checking a start's input against the plan.
 //! - [`sim`]: a virtual-time driver for tests and `vakt test`.
 
+mod call;
 mod clock;
 mod context;
 mod exec;
@@ -23,6 +24,7 @@ pub mod model;
 pub mod sim;
 pub mod state;
 mod task;
+mod wake;
 
 use crate::workflow::plan::Plan;
 
@@ -93,8 +95,8 @@ pub fn handle(
     }
     let mut cx = Cx::new(plan, instance, now);
     match event {
-        Event::CallAnswered { call, outcome } => exec::call_answered(&mut cx, call, outcome),
-        Event::TimerFired { timer } => exec::timer_fired(&mut cx, timer),
+        Event::CallAnswered { call, outcome } => call::call_answered(&mut cx, call, outcome),
+        Event::TimerFired { timer } => wake::timer_fired(&mut cx, timer),
         Event::Decide {
             task,
             by,
@@ -109,8 +111,8 @@ pub fn handle(
             to,
             note,
         } => task::delegate(&mut cx, task, &by, &roles, &to, &note)?,
-        Event::Signal { name, data } => exec::signal(&mut cx, name, data),
-        Event::ChildFinished { child, result } => exec::child_finished(&mut cx, &child, result),
+        Event::Signal { name, data } => wake::signal(&mut cx, name, data),
+        Event::ChildFinished { child, result } => wake::child_finished(&mut cx, &child, result),
         Event::Cancel { by, reason } => cx.emit(Record::Cancelled { by, reason }),
     }
     cx.run();

@@ -56,7 +56,12 @@ pub async fn run(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Pending>) {
             commits.push(p.commit);
             metas.push((p.actions, p.reply, p.id, p.seq, p.status));
         }
-        let result = inner.store.commit(&commits).await;
+        // Hold the gate from apply to flush: the outbox reads only what is
+        // durable (a batch is readable as soon as it is applied).
+        let result = {
+            let _gate = inner.commit_gate.lock().await;
+            inner.store.commit(&commits).await
+        };
         let had_outbox = commits.iter().any(|c| !c.outbox.is_empty());
         for c in &commits {
             if let Some(k) = &c.start_key {
@@ -182,7 +187,11 @@ pub async fn outbox(inner: Arc<Inner>) {
         if *inner.stop.borrow() {
             break;
         }
-        let items = match inner.store.outbox(256) {
+        let read = {
+            let _gate = inner.commit_gate.lock().await;
+            inner.store.outbox(256)
+        };
+        let items = match read {
             Ok(i) => i,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the outbox");

@@ -197,6 +197,9 @@ pub(crate) struct Inner {
     pub stop: tokio::sync::watch::Receiver<bool>,
     /// Who waits for which instance to finish.
     pub finals: Mutex<HashMap<String, Vec<oneshot::Sender<crate::engine::Status>>>>,
+    /// Held by the committer from applying a batch until its flush returns,
+    /// and by readers that must see only durable data (the outbox).
+    pub commit_gate: tokio::sync::Mutex<()>,
 }
 
 /// Resolves when the runtime is told to stop.
@@ -288,6 +291,7 @@ impl Runtime {
             pending_keys: Mutex::new(HashMap::new()),
             stop: stop_rx,
             finals: Mutex::new(HashMap::new()),
+            commit_gate: tokio::sync::Mutex::new(()),
         });
         let mut tasks = Vec::new();
         for rx in shard_rx {

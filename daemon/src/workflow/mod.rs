@@ -106,6 +106,10 @@ pub fn expand_paths(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
             out.push(p.clone());
         }
     }
+    // A file named twice (`vakt validate a.yaml a.yaml`, or a file and its
+    // directory) is one file.
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|p| seen.insert(std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())));
     Ok(out)
 }
 
