@@ -72,6 +72,19 @@ proptest! {
         check(String::from_utf8_lossy(&bytes).into_owned());
     }
 
+    /// Raw bytes from disk, invalid UTF-8 included, through the file loader.
+    #[test]
+    fn arbitrary_files(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.yaml");
+        std::fs::write(&path, &bytes).unwrap();
+        let loaded = workflow::load_file(&path);
+        let _ = loaded.render_errors();
+        if std::str::from_utf8(&bytes).is_err() {
+            prop_assert!(loaded.result.is_err(), "invalid UTF-8 must be refused");
+        }
+    }
+
     #[test]
     fn yaml_like_text(text in "[a-z_:{}\\[\\]\\- \n\"'|>#&*!%@`0-9.]{0,300}") {
         check(text);
