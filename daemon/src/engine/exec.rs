@@ -233,16 +233,7 @@ pub fn run_step(cx: &mut Cx, thread: u32) {
         NodeKind::Fail { message } => {
             let msg = context::render(cx, Some(thread), message)
                 .unwrap_or_else(|e| format!("(message failed to render: {e})"));
-            let error = StepError::new("fail", msg);
-            cx.emit(Record::StepFailed {
-                thread,
-                node: node_id,
-                step,
-                error: error.clone(),
-                handler: None,
-                handled: false,
-            });
-            cx.emit(Record::Failed { error });
+            fail_instance(cx, thread, node_id, step, StepError::new("fail", msg));
         }
         NodeKind::Succeed { message } => {
             let msg = message.as_ref().map(|m| {
@@ -360,17 +351,22 @@ fn handle_with(cx: &mut Cx, thread: u32, error: StepError, jump: Option<Jump>) {
         None => {
             let mut error = error;
             error.message = format!("step `{step}`: {}", error.message);
-            cx.emit(Record::StepFailed {
-                thread,
-                node: node_id,
-                step,
-                error: error.clone(),
-                handler: None,
-                handled: false,
-            });
-            cx.emit(Record::Failed { error });
+            fail_instance(cx, thread, node_id, step, error);
         }
     }
+}
+
+/// Records an unhandled step failure and fails the instance with it.
+fn fail_instance(cx: &mut Cx, thread: u32, node: NodeId, step: String, error: StepError) {
+    cx.emit(Record::StepFailed {
+        thread,
+        node,
+        step,
+        error: error.clone(),
+        handler: None,
+        handled: false,
+    });
+    cx.emit(Record::Failed { error });
 }
 
 /// Fails the thread's current step: its `on_error` handler, or the instance.

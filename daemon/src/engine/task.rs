@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use super::exec::{cancel_timers, complete_step, set_timer, timeout_step};
 use super::model::{Record, Rejection, StepError, TimerPurpose, Vote, rfc3339};
+use super::state::Task;
 use super::{Cx, context};
 use crate::workflow::plan::{Approval, Assignee, Deadline, NodeId, NodeKind, Quorum};
 
@@ -162,15 +163,33 @@ pub fn open(cx: &mut Cx, thread: u32, node: NodeId, a: &Approval) {
 
 /// Closes a task undecided and stops its timers.
 fn abandon(cx: &mut Cx, task: u32) {
+    shut(cx, task, None, false);
+}
+
+/// Closes a task with its outcome (or none) and stops its timers.
+fn shut(cx: &mut Cx, task: u32, outcome: Option<String>, by_default: bool) {
     cx.emit(Record::TaskClosed {
         task,
-        outcome: None,
-        by_default: false,
+        outcome,
+        by_default,
     });
     cancel_timers(
         cx,
         |p| matches!(p, TimerPurpose::Reminder { task: x, .. } | TimerPurpose::Escalation { task: x, .. } | TimerPurpose::Deadline { task: x } if *x == task),
     );
+}
+
+/// The open task and its approval, or why an event about it is refused.
+fn open_task<'p>(cx: &Cx<'p>, task: u32) -> Result<(Task, &'p Approval), Rejection> {
+    let t = cx
+        .st
+        .tasks
+        .get(&task)
+        .filter(|t| t.open)
+        .ok_or(Rejection::TaskNotOpen(task))?
+        .clone();
+    let a = approval(cx, t.node).ok_or(Rejection::TaskNotOpen(task))?;
+    Ok((t, a))
 }
 
 /// Whether `by` (holding `roles`) is an assignee of the task.
@@ -191,14 +210,7 @@ pub fn decide(
     option: &str,
     comment: Option<String>,
 ) -> Result<(), Rejection> {
-    let t = cx
-        .st
-        .tasks
-        .get(&task)
-        .filter(|t| t.open)
-        .ok_or(Rejection::TaskNotOpen(task))?
-        .clone();
-    let a = approval(cx, t.node).ok_or(Rejection::TaskNotOpen(task))?;
+    let (t, a) = open_task(cx, task)?;
     if !is_assignee(&t.assignees, by, roles) {
         return Err(Rejection::NotAssignee(by.to_owned()));
     }
@@ -276,15 +288,7 @@ fn close(cx: &mut Cx, task: u32, outcome: String, by_default: bool) {
     let Some(t) = cx.st.tasks.get(&task).cloned() else {
         return;
     };
-    cx.emit(Record::TaskClosed {
-        task,
-        outcome: Some(outcome.clone()),
-        by_default,
-    });
-    cancel_timers(
-        cx,
-        |p| matches!(p, TimerPurpose::Reminder { task: x, .. } | TimerPurpose::Escalation { task: x, .. } | TimerPurpose::Deadline { task: x } if *x == task),
-    );
+    shut(cx, task, Some(outcome.clone()), by_default);
     let Some(a) = approval(cx, t.node) else {
         return;
     };
@@ -316,14 +320,7 @@ pub fn delegate(
     to: &str,
     note: &str,
 ) -> Result<(), Rejection> {
-    let t = cx
-        .st
-        .tasks
-        .get(&task)
-        .filter(|t| t.open)
-        .ok_or(Rejection::TaskNotOpen(task))?
-        .clone();
-    let a = approval(cx, t.node).ok_or(Rejection::TaskNotOpen(task))?;
+    let (t, a) = open_task(cx, task)?;
     if !a.allow_delegation {
         return Err(Rejection::NoDelegation);
     }
@@ -455,15 +452,7 @@ pub fn deadline(cx: &mut Cx, task: u32) {
     match a.default {
         Some(i) => close(cx, task, a.options[i].id.clone(), true),
         None => {
-            cx.emit(Record::TaskClosed {
-                task,
-                outcome: None,
-                by_default: false,
-            });
-            cancel_timers(
-                cx,
-                |p| matches!(p, TimerPurpose::Reminder { task: x, .. } | TimerPurpose::Escalation { task: x, .. } if *x == task),
-            );
+            abandon(cx, task);
             timeout_step(
                 cx,
                 t.thread,

@@ -21,6 +21,21 @@ pub enum Reply {
     Event(Option<oneshot::Sender<Result<(), RuntimeError>>>),
 }
 
+impl Reply {
+    /// Tells the caller how its commit went (a start gets its id).
+    fn answer(self, result: Result<(), RuntimeError>) {
+        match self {
+            Reply::Start(Some(tx), id) => {
+                let _ = tx.send(result.map(|()| id));
+            }
+            Reply::Event(Some(tx)) => {
+                let _ = tx.send(result);
+            }
+            _ => {}
+        }
+    }
+}
+
 pub struct Pending {
     pub commit: Commit,
     pub actions: Vec<Action>,
@@ -79,15 +94,7 @@ pub async fn run(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Pending>) {
                             seq,
                         },
                     );
-                    match reply {
-                        Reply::Start(Some(tx), id) => {
-                            let _ = tx.send(Ok(id));
-                        }
-                        Reply::Event(Some(tx)) => {
-                            let _ = tx.send(Ok(()));
-                        }
-                        _ => {}
-                    }
+                    reply.answer(Ok(()));
                     for a in actions {
                         perform(&inner, &id, a);
                     }
@@ -104,17 +111,9 @@ pub async fn run(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Pending>) {
                 let msg = e.to_string();
                 for (_, reply, id, _, _) in metas {
                     inner.send(&id, Cmd::Discard { id: id.clone() });
-                    let err =
-                        || RuntimeError::Store(crate::store::StoreError::corrupt("commit", &msg));
-                    match reply {
-                        Reply::Start(Some(tx), _) => {
-                            let _ = tx.send(Err(err()));
-                        }
-                        Reply::Event(Some(tx)) => {
-                            let _ = tx.send(Err(err()));
-                        }
-                        _ => {}
-                    }
+                    reply.answer(Err(RuntimeError::Store(crate::store::StoreError::corrupt(
+                        "commit", &msg,
+                    ))));
                 }
             }
         }
@@ -257,43 +256,30 @@ async fn perform_outbox(inner: &Arc<Inner>, item: &OutboxItem) -> bool {
             input,
         } => {
             let plan = inner.plans.read().expect("plans lock").current(&workflow);
-            let Some(plan) = plan else {
-                let error = crate::engine::StepError::new(
-                    "child",
-                    format!("no workflow `{workflow}` is loaded"),
-                );
+            // A child that cannot start fails the parent's step at once.
+            let refuse = |message: String| {
+                let error = crate::engine::StepError::new("child", message);
+                let event = Event::ChildFinished {
+                    child: child.clone(),
+                    result: Err(error),
+                };
                 inner.send(
                     &item.instance,
                     Cmd::Event {
                         id: item.instance.clone(),
-                        event: Event::ChildFinished {
-                            child,
-                            result: Err(error),
-                        },
+                        event,
                         reply: None,
                     },
                 );
-                return true;
+                true
+            };
+            let Some(plan) = plan else {
+                return refuse(format!("no workflow `{workflow}` is loaded"));
             };
             let input = match crate::engine::input::check(&plan, &input) {
                 Ok(i) => i,
                 Err(problems) => {
-                    let error = crate::engine::StepError::new(
-                        "child",
-                        format!("input of `{workflow}`: {}", problems.join("; ")),
-                    );
-                    inner.send(
-                        &item.instance,
-                        Cmd::Event {
-                            id: item.instance.clone(),
-                            event: Event::ChildFinished {
-                                child,
-                                result: Err(error),
-                            },
-                            reply: None,
-                        },
-                    );
-                    return true;
+                    return refuse(format!("input of `{workflow}`: {}", problems.join("; ")));
                 }
             };
             let by = inner
