@@ -20,10 +20,11 @@ fi
 step "test servers (on loopback only, started by the tests themselves)"
 # The mail plugin is tested against a real SMTP server: Debian's aiosmtpd,
 # run with the system Python (a pyenv `python3` on PATH may not see it).
-if ! /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null; then
+# The STARTTLS test makes its certificate with the openssl command.
+if ! /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || ! command -v openssl >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq python3-aiosmtpd >/dev/null
+  apt-get install -y -qq python3-aiosmtpd openssl >/dev/null
 fi
 export VAKT_TEST_PYTHON=/usr/bin/python3
 

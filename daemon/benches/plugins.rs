@@ -36,6 +36,7 @@ fn configs(secret: &std::path::Path) -> Vec<PluginConfig> {
         tls: SmtpTls::None,
         username: None,
         password: None,
+        ca_file: None,
     };
     support::PLUGINS
         .iter()

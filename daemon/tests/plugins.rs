@@ -38,6 +38,7 @@ async fn mail_plugin_sends_through_a_real_smtp_server() {
         tls: SmtpTls::None,
         username: None,
         password: None,
+        ca_file: None,
     });
     mail.settings
         .insert("from".into(), "vakt@kommun.example".into());

@@ -114,6 +114,7 @@ async fn open(dir: &Path, smtp_port: u16, handlers: bool) -> Runtime {
         tls: SmtpTls::None,
         username: None,
         password: None,
+        ca_file: None,
     });
     mail.settings
         .insert("from".into(), "vakt@kommun.example".into());

@@ -24,6 +24,8 @@
 //! role = "mail"
 //! settings = { from = "vakt@kommun.se" }
 //! smtp = { host = "relay.kommun.se", port = 587, tls = "starttls", username = "vakt", password = "file:/etc/vakt/smtp.pass" }
+//! # A relay whose certificate is signed by an internal CA:
+//! # smtp = { …, ca_file = "/etc/vakt/internal-ca.pem" }
 //! ```
 
 use std::collections::BTreeMap;
@@ -226,6 +228,10 @@ pub struct SmtpGrant {
     pub username: Option<String>,
     #[serde(default)]
     pub password: Option<SecretRef>,
+    /// A PEM file of extra root certificates to trust for this relay (an
+    /// internal CA), on top of the system's. Read on every connection.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 /// How the SMTP connection is protected.
@@ -352,6 +358,18 @@ mod tests {
         );
         assert!(SecretRef::parse("hunter2").is_err());
         assert!(SecretRef::parse("file:relative").is_err());
+    }
+
+    #[test]
+    fn an_smtp_grant_may_name_a_ca_file() {
+        let g: SmtpGrant = serde_json::from_str(
+            r#"{"host": "relay.example", "tls": "starttls", "ca_file": "/etc/vakt/ca.pem"}"#,
+        )
+        .unwrap();
+        assert_eq!(g.tls, SmtpTls::Starttls);
+        assert_eq!(g.ca_file, Some(PathBuf::from("/etc/vakt/ca.pem")));
+        let g: SmtpGrant = serde_json::from_str(r#"{"host": "relay.example"}"#).unwrap();
+        assert_eq!(g.ca_file, None);
     }
 
     #[test]

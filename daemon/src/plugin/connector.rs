@@ -129,22 +129,30 @@ impl PluginHost {
         } else {
             format!(" (the host refused: {})", violations.join("; "))
         };
+        // Error text may carry what a plugin wrote (its message, a panic,
+        // stderr): no secret granted to it may pass into the history or a log.
+        let redact = |text: String| store.data().redact(&text);
         match result {
             Err(_) => fail(
-                format!(
+                redact(format!(
                     "plugin `{name}` did not answer within {}s (wall clock){refused}",
                     wall.as_secs_f32()
-                ),
+                )),
                 true,
             ),
-            Ok(Err(Failure::Args(m))) => fail(format!("{}.{}: {m}", call.role, call.action), false),
+            Ok(Err(Failure::Args(m))) => {
+                fail(redact(format!("{}.{}: {m}", call.role, call.action)), false)
+            }
             Ok(Err(Failure::Trap(e))) => fail(
-                format!("{}{refused}", invoke::describe_trap(name, &e, &store)),
+                redact(format!(
+                    "{}{refused}",
+                    invoke::describe_trap(name, &e, &store)
+                )),
                 false,
             ),
             Ok(Ok(Ok(value))) => CallOutcome::Ok(value),
             Ok(Ok(Err(e))) => CallOutcome::Err {
-                message: format!("plugin `{name}`: {}{refused}", e.message),
+                message: redact(format!("plugin `{name}`: {}{refused}", e.message)),
                 retryable: e.retryable && violations.is_empty(),
                 retry_after: e.retry_after_secs.map(u64::from),
             },

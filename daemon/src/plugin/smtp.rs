@@ -5,15 +5,43 @@
 //! One connection per message (mail volumes are small, and a fresh
 //! connection picks up a rotated password). The relay's answer decides
 //! retries: a 4xx or a lost connection can be retried, a 5xx cannot.
+//!
+//! The password is the host's: the plugin never sees it, and it is cut out
+//! of every error text (logged or returned) should a relay echo it.
 
 use std::time::{Duration, Instant};
 
 use lettre::address::{Address, Envelope};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
 use super::bindings::WitError;
 use super::config::{SmtpGrant, SmtpTls};
+
+/// TLS for `grant`'s relay: the system's roots plus those of its `ca_file`;
+/// the certificate must name `grant.host`.
+fn tls_parameters(grant: &SmtpGrant) -> Result<TlsParameters, String> {
+    let relay = &grant.host;
+    let mut tls = TlsParameters::builder(relay.clone());
+    if let Some(path) = &grant.ca_file {
+        let pem = std::fs::read(path).map_err(|e| {
+            format!(
+                "relay {relay}: cannot read `ca_file` {}: {e}",
+                path.display()
+            )
+        })?;
+        let cert = Certificate::from_pem(&pem).map_err(|e| {
+            format!(
+                "relay {relay}: `ca_file` {} is not PEM certificates: {e}",
+                path.display()
+            )
+        })?;
+        tls = tls.add_root_certificate(cert);
+    }
+    tls.build_rustls()
+        .map_err(|e| format!("relay {relay}: TLS set-up failed: {e}"))
+}
 
 /// Sends one message through `grant`'s relay; returns the relay's reply.
 pub async fn send(
@@ -44,26 +72,36 @@ pub async fn send(
         .map_err(|e| fail(format!("invalid envelope: {e}"), false))?;
 
     let port = grant.port.unwrap_or(grant.tls.default_port());
+    let plain = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&grant.host);
     let builder = match grant.tls {
-        SmtpTls::None => AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&grant.host),
-        SmtpTls::Tls => AsyncSmtpTransport::<Tokio1Executor>::relay(&grant.host)
-            .map_err(|e| fail(format!("relay {}: {e}", grant.host), false))?,
-        SmtpTls::Starttls => AsyncSmtpTransport::<Tokio1Executor>::starttls_relay(&grant.host)
-            .map_err(|e| fail(format!("relay {}: {e}", grant.host), false))?,
+        SmtpTls::None => plain,
+        SmtpTls::Tls => plain.tls(Tls::Wrapper(
+            tls_parameters(grant).map_err(|m| fail(m, false))?,
+        )),
+        SmtpTls::Starttls => plain.tls(Tls::Required(
+            tls_parameters(grant).map_err(|m| fail(m, false))?,
+        )),
     };
     let remaining = deadline.saturating_duration_since(Instant::now());
     let mut builder = builder
         .port(port)
         .timeout(Some(remaining.min(Duration::from_secs(60))));
+    let mut password = String::new();
     if let Some(user) = &grant.username {
-        let password = match &grant.password {
-            Some(r) => r
+        if let Some(r) = &grant.password {
+            password = r
                 .read()
-                .map_err(|e| fail(format!("SMTP password: {e}"), false))?,
-            None => String::new(),
-        };
-        builder = builder.credentials(Credentials::new(user.clone(), password));
+                .map_err(|e| fail(format!("SMTP password: {e}"), false))?;
+        }
+        builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
     }
+    let redact = |text: String| {
+        if password.is_empty() {
+            text
+        } else {
+            text.replace(&password, super::state::REDACTED)
+        }
+    };
     let transport = builder.build();
 
     let started = Instant::now();
@@ -90,6 +128,7 @@ pub async fn send(
             Ok(reply)
         }
         Err(e) => {
+            let error = redact(e.to_string());
             tracing::warn!(
                 target: "vakt::audit",
                 plugin,
@@ -97,14 +136,21 @@ pub async fn send(
                 relay = %format_args!("{}:{port}", grant.host),
                 recipients = to.len(),
                 duration_ms = ms,
-                error = %e,
+                error = %error,
                 "plugin smtp send failed"
             );
             let retryable = !e.is_permanent() && !e.is_client();
-            Err(fail(
-                format!("relay {}:{port} refused the message: {e}", grant.host),
-                retryable,
-            ))
+            let code = e.status().map(|c| c.to_string()).unwrap_or_default();
+            let message = match (&grant.username, code.as_str()) {
+                // 535: authentication credentials invalid; 534/538: the
+                // mechanism or the connection is not good enough for them.
+                (Some(user), "535" | "534" | "538") => format!(
+                    "relay {}:{port} did not accept the credentials of user `{user}`: {error}",
+                    grant.host
+                ),
+                _ => format!("relay {}:{port} refused the message: {error}", grant.host),
+            };
+            Err(fail(message, retryable))
         }
     }
 }

@@ -5,9 +5,15 @@
 //! stdout discarded, the start of stderr kept for a panic message; sockets
 //! and name lookups denied), the `wasi:http` hooks bound to the plugin's
 //! policy, and the limiter that enforces the memory limit.
+//!
+//! **Redaction.** Whatever a plugin says goes through [`State::redact`]
+//! before it is logged or returned: every secret value granted to the
+//! plugin (its `secrets`, its SMTP password, the HTTP credentials the host
+//! injects for it) is replaced by `[redacted]`. The values are read once per
+//! store, on first use.
 
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -19,6 +25,7 @@ use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::bindings::WitError;
 use super::bindings::host::vakt::plugin::{log, secrets, settings, smtp, types};
+use super::config::{Credential, SecretRef};
 use super::http::{Egress, HttpHooks, Violations};
 use super::load::Caps;
 
@@ -41,6 +48,7 @@ pub struct State {
     pub cpu_ticks: u64,
     pub cpu_exceeded: bool,
     pub violations: Violations,
+    redactor: OnceLock<Redactor>,
 }
 
 impl State {
@@ -72,7 +80,66 @@ impl State {
             cpu_ticks: 0,
             cpu_exceeded: false,
             violations,
+            redactor: OnceLock::new(),
         }
+    }
+
+    /// `text` with every secret value granted to this plugin replaced by
+    /// `[redacted]`.
+    pub fn redact(&self, text: &str) -> String {
+        self.redactor
+            .get_or_init(|| Redactor::for_caps(&self.caps))
+            .redact(text)
+    }
+}
+
+/// The secret values one plugin was granted, longest first.
+#[derive(Default)]
+pub struct Redactor {
+    values: Vec<String>,
+}
+
+/// What replaces a secret value.
+pub const REDACTED: &str = "[redacted]";
+
+impl Redactor {
+    /// The values of `caps`' secrets, SMTP password and HTTP credentials;
+    /// one that cannot be read now is skipped (it cannot be in any text
+    /// either, unless it appears later: it is read again by the next store).
+    pub fn for_caps(caps: &Caps) -> Redactor {
+        let mut refs: Vec<&SecretRef> = caps.secrets.values().collect();
+        if let Some(p) = caps.smtp.as_ref().and_then(|s| s.password.as_ref()) {
+            refs.push(p);
+        }
+        for g in &caps.http.grants {
+            refs.extend(g.credential.as_ref().map(|c| match c {
+                Credential::Bearer { token } => token,
+                Credential::Basic { password, .. } => password,
+                Credential::ApiKey { value, .. } => value,
+                Credential::Oauth2ClientCredentials { client_secret, .. } => client_secret,
+            }));
+        }
+        Redactor::new(refs.into_iter().filter_map(|r| r.read().ok()))
+    }
+
+    /// Redacts `values` (empty ones are ignored).
+    pub fn new(values: impl IntoIterator<Item = String>) -> Redactor {
+        let mut values: Vec<String> = values.into_iter().filter(|v| !v.is_empty()).collect();
+        // Longest first, so a secret containing another is replaced whole.
+        values.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        values.dedup();
+        Redactor { values }
+    }
+
+    /// `text` with every occurrence of every value replaced by [`REDACTED`].
+    pub fn redact(&self, text: &str) -> String {
+        let mut out = text.to_string();
+        for v in &self.values {
+            if out.contains(v.as_str()) {
+                out = out.replace(v.as_str(), REDACTED);
+            }
+        }
+        out
     }
 }
 
@@ -203,7 +270,8 @@ impl types::Host for State {}
 
 impl log::Host for State {
     fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
-        let mut message = message;
+        // Redact before cutting, so a cut cannot leave part of a secret.
+        let mut message = self.redact(&message);
         if message.len() > LOG_MAX {
             let mut end = LOG_MAX;
             while !message.is_char_boundary(end) {
@@ -246,7 +314,7 @@ impl secrets::Host for State {
             }));
         };
         Ok(reference.read().map_err(|e| WitError {
-            message: format!("secret `{name}`: {e}"),
+            message: self.redact(&format!("secret `{name}`: {e}")),
             retryable: false,
             retry_after_secs: None,
         }))
@@ -278,5 +346,118 @@ impl smtp::Host for State {
             self.deadline,
         )
         .await
+        .map_err(|e| WitError {
+            message: self.redact(&e.message),
+            ..e
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_granted_secret_value_is_redacted() {
+        let r = Redactor::new(["hunter2".to_string(), "hunter2-long".into(), String::new()]);
+        assert_eq!(
+            r.redact("pw hunter2-long, again hunter2 and hunter2."),
+            "pw [redacted], again [redacted] and [redacted]."
+        );
+        assert_eq!(r.redact("nothing here"), "nothing here");
+        assert_eq!(Redactor::default().redact("hunter2"), "hunter2");
+    }
+
+    #[test]
+    fn a_store_redacts_its_plugins_secrets_smtp_password_and_credentials() {
+        use std::collections::BTreeMap;
+        use std::time::Duration;
+
+        use super::super::config::{HttpGrant, Origin, SmtpGrant, SmtpTls};
+        use super::super::http::policy::HttpPolicy;
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, value: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, format!("{value}\n")).unwrap();
+            SecretRef::File(path)
+        };
+        let mut secrets = BTreeMap::new();
+        secrets.insert("api".to_string(), file("api", "api-VALUE-1"));
+        let caps = Caps {
+            name: "p".into(),
+            settings: BTreeMap::new(),
+            secrets,
+            smtp: Some(SmtpGrant {
+                host: "relay.example".into(),
+                port: None,
+                tls: SmtpTls::Starttls,
+                username: Some("vakt".into()),
+                password: Some(file("smtp", "smtp-PASS-2")),
+                ca_file: None,
+            }),
+            http: Arc::new(HttpPolicy {
+                plugin: "p".into(),
+                grants: vec![HttpGrant {
+                    origin: Origin::parse("https://x.example").unwrap(),
+                    private_network: false,
+                    credential: Some(Credential::Bearer {
+                        token: file("token", "bearer-TOKEN-3"),
+                    }),
+                }],
+                max_body: 0,
+            }),
+            memory_bytes: 1 << 20,
+            cpu: Duration::from_secs(1),
+            wall: Duration::from_secs(1),
+        };
+        let r = Redactor::for_caps(&caps);
+        let said = "api-VALUE-1 / smtp-PASS-2 / bearer-TOKEN-3 / vakt";
+        assert_eq!(
+            r.redact(said),
+            "[redacted] / [redacted] / [redacted] / vakt"
+        );
+
+        // Through the `log` import: what reaches the subscriber is redacted.
+        super::super::init();
+        let egress = Arc::new(Egress::new(Default::default()).unwrap());
+        let mut state = State::new(Arc::new(caps), egress, "inst", Instant::now());
+        let seen = Capture::default();
+        tracing::subscriber::with_default(seen.clone(), || {
+            log::Host::log(&mut state, log::Level::Warn, format!("said {said}")).unwrap()
+        });
+        let seen = seen.0.lock().unwrap().clone();
+        assert!(
+            seen.contains("said [redacted] / [redacted] / [redacted] / vakt"),
+            "{seen}"
+        );
+        assert!(!seen.contains("VALUE") && !seen.contains("PASS") && !seen.contains("TOKEN"));
+    }
+
+    /// A subscriber that keeps the fields of every event as text.
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<String>>);
+
+    impl tracing::field::Visit for Capture {
+        fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
+            let line = format!("{}={v:?}\n", f.name());
+            self.0.lock().unwrap().push_str(&line);
+        }
+    }
+
+    impl tracing::Subscriber for Capture {
+        fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+            tracing::span::Id::from_u64(1)
+        }
+        fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+        fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+        fn event(&self, event: &tracing::Event<'_>) {
+            event.record(&mut self.clone());
+        }
+        fn enter(&self, _: &tracing::span::Id) {}
+        fn exit(&self, _: &tracing::span::Id) {}
     }
 }
