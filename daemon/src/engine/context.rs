@@ -15,6 +15,18 @@ use crate::workflow::template::{Expr, Tpl};
 
 /// Builds the context for a thread (`None`: the instance level).
 pub fn build(cx: &Cx, thread: Option<u32>) -> MValue {
+    if let Some((t, seq, v)) = &*cx.context.borrow()
+        && *t == thread
+        && *seq == cx.st.seq
+    {
+        return v.clone();
+    }
+    let v = assemble(cx, thread);
+    *cx.context.borrow_mut() = Some((thread, cx.st.seq, v.clone()));
+    v
+}
+
+fn assemble(cx: &Cx, thread: Option<u32>) -> MValue {
     let st = &*cx.st;
     let mut steps = Map::new();
     let mut layers = vec![0u32];

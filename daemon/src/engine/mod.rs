@@ -137,6 +137,10 @@ pub(crate) struct Cx<'a> {
     pub st: &'a mut Instance,
     pub now: Ts,
     out: Transition,
+    /// The template context last built: `(thread, records applied, value)`.
+    /// Reused while no record has changed the state (a step renders its
+    /// title, description, assignees and deadline from one context).
+    pub(crate) context: std::cell::RefCell<Option<(Option<u32>, u64, minijinja::Value)>>,
 }
 
 impl<'a> Cx<'a> {
@@ -146,6 +150,7 @@ impl<'a> Cx<'a> {
             st,
             now,
             out: Transition::default(),
+            context: std::cell::RefCell::new(None),
         }
     }
 

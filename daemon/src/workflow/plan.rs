@@ -59,14 +59,6 @@ impl Plan {
     pub fn node(&self, id: NodeId) -> &Node {
         &self.nodes[id.index()]
     }
-
-    /// Finds a node by its step id (unique across the plan).
-    pub fn find(&self, step: &str) -> Option<NodeId> {
-        self.nodes
-            .iter()
-            .position(|n| n.step == step)
-            .map(|i| NodeId(i as u32))
-    }
 }
 
 #[derive(Debug, Clone, Serialize)]
