@@ -16,5 +16,6 @@ pub mod engine;
 pub mod plugin;
 pub mod runtime;
 pub mod scenario;
+pub mod serve;
 pub mod store;
 pub mod workflow;

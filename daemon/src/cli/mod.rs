@@ -4,7 +4,10 @@
 //! problems (invalid workflows, failed scenarios), 2 the command itself was
 //! wrong (usage errors, unreadable paths).
 
+mod client;
 mod internal;
+mod serve;
+mod token;
 mod validate;
 
 use std::path::PathBuf;
@@ -22,6 +25,16 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the daemon: load workflows, serve the API, run instances.
+    Serve {
+        /// The config file (default: ./vakt.toml when present, else the
+        /// embedded defaults); `VAKT_*` variables override it.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Log format: `text` or `json` (overrides the config's `log_format`).
+        #[arg(long, value_parser = ["text", "json"])]
+        log_format: Option<String>,
+    },
     /// Check workflow files (files or directories); print every error as
     /// `path:line:column: message`.
     Validate {
@@ -46,6 +59,11 @@ pub enum Command {
         /// The workflow file.
         file: PathBuf,
     },
+    /// Manage API tokens (on the daemon's machine).
+    #[command(subcommand)]
+    Token(token::TokenCommand),
+    #[command(flatten)]
+    Client(client::ClientCommand),
     /// Tools for vakt's own tests and benchmarks.
     #[command(hide = true, subcommand)]
     Internal(internal::Internal),
@@ -55,6 +73,9 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve { config, log_format } => {
+            serve::serve(config.as_deref(), log_format.as_deref())
+        }
         Command::Validate { paths, quiet } => validate::validate(&paths, quiet),
         Command::Test { paths } => crate::scenario::main(&paths),
         Command::Schema => {
@@ -62,6 +83,8 @@ pub fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Graph { file } => validate::graph(&file),
+        Command::Token(cmd) => token::run(cmd),
+        Command::Client(cmd) => client::run(cmd),
         Command::Internal(cmd) => internal::run(cmd),
     }
 }

@@ -31,8 +31,9 @@ use std::sync::{Arc, Mutex, RwLock};
 use serde_json::Value;
 use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
 
+pub use crate::engine::Status;
 use crate::engine::model::NotifyReason;
-use crate::engine::{CallOutcome, Event, Instance, Rejection, Ts};
+use crate::engine::{CallOutcome, Event, Instance, Record, Rejection, Ts};
 use crate::store::{Definitions, Instances, SledStore, StoreError};
 use crate::workflow::Plan;
 
@@ -78,6 +79,14 @@ pub trait Notifier: Send + Sync + 'static {
         to: &[String],
         reason: NotifyReason,
     ) -> BoxFuture<Result<(), String>>;
+}
+
+/// Sees every transition before it is committed (the daemon's metrics).
+/// Called on a shard worker: it must be quick and must not block.
+pub trait Observer: Send + Sync + 'static {
+    /// `entered`: when each thread entered the step it was on before the
+    /// transition; `records`: what the transition recorded, at `now`.
+    fn transition(&self, workflow: &str, entered: &[(u32, Ts)], records: &[Record], now: Ts);
 }
 
 /// A notifier that only logs, for tests and tools.
@@ -158,6 +167,20 @@ impl Plans {
     pub fn by_hash(&self, hash: &str) -> Option<Arc<Plan>> {
         self.by_hash.get(hash).cloned()
     }
+
+    /// Takes a workflow out of new starts (its file was removed); running
+    /// instances keep their plan.
+    pub fn retire(&mut self, workflow: &str) -> bool {
+        self.current.remove(workflow).is_some()
+    }
+
+    /// The current plan of every startable workflow.
+    pub fn all_current(&self) -> Vec<Arc<Plan>> {
+        self.current
+            .values()
+            .filter_map(|h| self.by_hash.get(h).cloned())
+            .collect()
+    }
 }
 
 pub(crate) enum Cmd {
@@ -200,6 +223,7 @@ pub(crate) struct Inner {
     /// Held by the committer from applying a batch until its flush returns,
     /// and by readers that must see only durable data (the outbox).
     pub commit_gate: tokio::sync::Mutex<()>,
+    pub observer: Option<Arc<dyn Observer>>,
 }
 
 /// Resolves when the runtime is told to stop.
@@ -268,6 +292,19 @@ impl Runtime {
         clock: Arc<dyn Clock>,
         config: RuntimeConfig,
     ) -> Result<Runtime, RuntimeError> {
+        Self::open_observed(store, plans, connector, notifier, clock, config, None)
+    }
+
+    /// [`Runtime::open`] with an observer of every transition.
+    pub fn open_observed(
+        store: SledStore,
+        plans: Plans,
+        connector: Arc<dyn Connector>,
+        notifier: Arc<dyn Notifier>,
+        clock: Arc<dyn Clock>,
+        config: RuntimeConfig,
+        observer: Option<Arc<dyn Observer>>,
+    ) -> Result<Runtime, RuntimeError> {
         let (commit_tx, commit_rx) = mpsc::unbounded_channel();
         let mut shard_rx = Vec::new();
         let mut shards = Vec::new();
@@ -292,6 +329,7 @@ impl Runtime {
             stop: stop_rx,
             finals: Mutex::new(HashMap::new()),
             commit_gate: tokio::sync::Mutex::new(()),
+            observer,
         });
         let mut tasks = Vec::new();
         for rx in shard_rx {
@@ -332,6 +370,39 @@ impl Runtime {
         self.inner.store.put_definition(&plan.hash, source)?;
         self.inner.plans.write().expect("plans lock").insert(plan);
         Ok(())
+    }
+
+    /// The current plan of a workflow (what new starts use).
+    pub fn current(&self, workflow: &str) -> Option<Arc<Plan>> {
+        self.inner
+            .plans
+            .read()
+            .expect("plans lock")
+            .current(workflow)
+    }
+
+    /// The current plan of every startable workflow.
+    pub fn current_plans(&self) -> Vec<Arc<Plan>> {
+        self.inner.plans.read().expect("plans lock").all_current()
+    }
+
+    /// Takes a workflow out of new starts; running instances go on.
+    pub fn retire(&self, workflow: &str) -> bool {
+        self.inner
+            .plans
+            .write()
+            .expect("plans lock")
+            .retire(workflow)
+    }
+
+    /// The plan a definition hash names: loaded, or rebuilt from the store.
+    pub fn plan_for(&self, hash: &str) -> Result<Arc<Plan>, RuntimeError> {
+        self.inner.plan_for(hash)
+    }
+
+    /// The clock the runtime runs on.
+    pub fn now(&self) -> Ts {
+        self.inner.clock.now()
     }
 
     /// Starts an instance; returns once its start is durable.

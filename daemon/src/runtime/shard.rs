@@ -69,6 +69,9 @@ pub async fn run(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Cmd>) {
                     parent,
                     inner.clock.now(),
                 );
+                if let Some(o) = &inner.observer {
+                    o.transition(&plan.id, &[], &tr.records, stored.instance.updated_at);
+                }
                 submit(
                     &inner,
                     &mut cache,
@@ -111,6 +114,15 @@ pub async fn run(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Cmd>) {
                     }
                 };
                 let before = IndexState::of(&stored.instance);
+                let entered: Vec<(u32, crate::engine::Ts)> = match inner.observer {
+                    Some(_) => stored
+                        .instance
+                        .threads
+                        .iter()
+                        .map(|(t, th)| (*t, th.entered_at))
+                        .collect(),
+                    None => Vec::new(),
+                };
                 // A rejected or empty transition leaves the instance as it was
                 // (the engine validates an event before it records anything).
                 match engine::handle(&plan, &mut stored.instance, event, inner.clock.now()) {
@@ -130,15 +142,25 @@ pub async fn run(inner: Arc<Inner>, mut rx: mpsc::UnboundedReceiver<Cmd>) {
                             let _ = r.send(Ok(()));
                         }
                     }
-                    Ok(tr) => submit(
-                        &inner,
-                        &mut cache,
-                        stored,
-                        Some(before),
-                        tr,
-                        None,
-                        Reply::Event(reply),
-                    ),
+                    Ok(tr) => {
+                        if let Some(o) = &inner.observer {
+                            o.transition(
+                                &stored.instance.workflow,
+                                &entered,
+                                &tr.records,
+                                stored.instance.updated_at,
+                            );
+                        }
+                        submit(
+                            &inner,
+                            &mut cache,
+                            stored,
+                            Some(before),
+                            tr,
+                            None,
+                            Reply::Event(reply),
+                        )
+                    }
                 }
             }
             Cmd::Discard { id } => {

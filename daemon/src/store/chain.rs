@@ -21,6 +21,10 @@ pub struct Entry {
     pub prev: [u8; 32],
     #[serde(with = "hex32")]
     pub hash: [u8; 32],
+    /// Set when the record's payload was purged (retention): the sha256 of
+    /// the record as it was, so the chain still verifies.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_hex32")]
+    pub purged: Option<[u8; 32]>,
 }
 
 impl Entry {
@@ -34,6 +38,7 @@ impl Entry {
             record,
             prev,
             hash,
+            purged: None,
         }
     }
 }
@@ -58,13 +63,25 @@ pub fn link_bytes(prev: [u8; 32], seq: u64, at: Ts, record: &Record) -> ([u8; 32
     (hash, out)
 }
 
+/// An entry's hash: over the previous hash, the sequence number, the time
+/// and the sha256 of the record's JSON (so a purged record, whose content
+/// hash is kept, still verifies).
 fn digest(prev: &[u8; 32], seq: u64, at: Ts, record_json: &[u8]) -> [u8; 32] {
+    digest_of(prev, seq, at, &content_hash(record_json))
+}
+
+fn digest_of(prev: &[u8; 32], seq: u64, at: Ts, content: &[u8; 32]) -> [u8; 32] {
     let mut h = Sha256::new();
     h.update(prev);
     h.update(seq.to_be_bytes());
     h.update(at.to_be_bytes());
-    h.update(record_json);
+    h.update(content);
     h.finalize().into()
+}
+
+/// The sha256 of a record's JSON.
+pub fn content_hash(record_json: &[u8]) -> [u8; 32] {
+    Sha256::digest(record_json).into()
 }
 
 /// What is wrong with a chain.
@@ -95,8 +112,11 @@ pub fn verify<'a>(
         if e.prev != prev {
             return Err(ChainError::Broken { seq: e.seq });
         }
-        let json = serde_json::to_vec(&e.record).expect("records serialize");
-        if digest(&e.prev, e.seq, e.at, &json) != e.hash {
+        let content = match e.purged {
+            Some(c) => c,
+            None => content_hash(&serde_json::to_vec(&e.record).expect("records serialize")),
+        };
+        if digest_of(&e.prev, e.seq, e.at, &content) != e.hash {
             return Err(ChainError::Tampered { seq: e.seq });
         }
         prev = e.hash;
@@ -118,6 +138,30 @@ mod hex32 {
         bytes
             .try_into()
             .map_err(|_| serde::de::Error::custom("a hash is 32 bytes"))
+    }
+}
+
+mod opt_hex32 {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => s.serialize_str(&hex::encode(v)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<[u8; 32]>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            None => Ok(None),
+            Some(s) => {
+                let bytes = hex::decode(&s).map_err(serde::de::Error::custom)?;
+                bytes
+                    .try_into()
+                    .map(Some)
+                    .map_err(|_| serde::de::Error::custom("a hash is 32 bytes"))
+            }
+        }
     }
 }
 

@@ -16,6 +16,7 @@
 //! | `O` outbox (actions to perform) | id, `0xFF`, seq (u64 BE) | action (JSON) |
 //! | `K` start idempotency keys | key | id |
 //! | `C` instances with calls in flight | id | empty |
+//! | `S` the daemon's own state (cron fires, used links, purges) | namespace, `0xFF`, name | bytes |
 //!
 //! Instance ids, workflow ids and addresses are UTF-8 and never contain
 //! `0xFF`, so `0xFF` ends a variable-length part and prefix scans are exact.
@@ -30,6 +31,7 @@ pub const BY_WORKFLOW: u8 = b'W';
 pub const OUTBOX: u8 = b'O';
 pub const START_KEY: u8 = b'K';
 pub const CALLS: u8 = b'C';
+pub const SERVICE: u8 = b'S';
 
 const SEP: u8 = 0xFF;
 
@@ -177,6 +179,27 @@ pub fn start_key(k: &str) -> Vec<u8> {
     key(START_KEY, &[k.as_bytes()])
 }
 
+pub fn service(namespace: &str, name: &[u8]) -> Vec<u8> {
+    key(SERVICE, &[namespace.as_bytes(), name])
+}
+
+/// The prefix of one namespace of the daemon's own state.
+pub fn service_prefix(namespace: &str) -> Vec<u8> {
+    let mut k = key(SERVICE, &[namespace.as_bytes()]);
+    k.push(SEP);
+    k
+}
+
+/// `(workflow, status, id)` from a `W` key.
+pub fn parse_by_workflow_full(k: &[u8]) -> Option<(String, String, String)> {
+    let body = k.get(1..)?;
+    let mut parts = body.splitn(3, |b| *b == SEP);
+    let w = String::from_utf8(parts.next()?.to_vec()).ok()?;
+    let s = String::from_utf8(parts.next()?.to_vec()).ok()?;
+    let id = String::from_utf8(parts.next()?.to_vec()).ok()?;
+    Some((w, s, id))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -255,6 +278,7 @@ mod tests {
             OUTBOX,
             START_KEY,
             CALLS,
+            SERVICE,
         ];
         let mut sorted = tables.to_vec();
         sorted.sort();

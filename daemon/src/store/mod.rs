@@ -12,6 +12,7 @@
 
 pub mod chain;
 pub mod keys;
+pub mod purge;
 pub mod sled_store;
 
 use std::future::Future;

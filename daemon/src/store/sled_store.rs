@@ -74,6 +74,153 @@ impl SledStore {
         Ok(())
     }
 
+    /// Reads a value of the daemon's own state (`namespace`/`name`).
+    pub fn service_get(&self, namespace: &str, name: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .tree
+            .get(keys::service(namespace, name))?
+            .map(|v| v.to_vec()))
+    }
+
+    /// Writes a value of the daemon's own state and makes it durable.
+    pub async fn service_put(&self, namespace: &str, name: &[u8], value: &[u8]) -> Result<()> {
+        self.tree.insert(keys::service(namespace, name), value)?;
+        self.tree.flush_async().await?;
+        Ok(())
+    }
+
+    /// Writes a value only if the name is new, durably; false if it existed
+    /// (single-use markers: a signed link that was used).
+    pub async fn service_claim(&self, namespace: &str, name: &[u8], value: &[u8]) -> Result<bool> {
+        let won = self
+            .tree
+            .compare_and_swap(keys::service(namespace, name), None::<&[u8]>, Some(value))?
+            .is_ok();
+        if won {
+            self.tree.flush_async().await?;
+        }
+        Ok(won)
+    }
+
+    /// Every `(name, value)` of a namespace, in name order.
+    pub fn service_scan(&self, namespace: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let prefix = keys::service_prefix(namespace);
+        self.tree
+            .scan_prefix(&prefix)
+            .map(|kv| {
+                let (k, v) = kv?;
+                Ok((k[prefix.len()..].to_vec(), v.to_vec()))
+            })
+            .collect()
+    }
+
+    /// Removes names of a namespace (durably).
+    pub async fn service_remove(&self, namespace: &str, names: &[Vec<u8>]) -> Result<()> {
+        let mut batch = sled::Batch::default();
+        for n in names {
+            batch.remove(keys::service(namespace, n));
+        }
+        self.tree.apply_batch(batch)?;
+        self.tree.flush_async().await?;
+        Ok(())
+    }
+
+    /// Instances by workflow and status, `(workflow, status, id)`, at most
+    /// `limit`, from the index (no snapshot is read). `None` matches all.
+    pub fn list_instances(
+        &self,
+        workflow: Option<&str>,
+        status: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, String, String)>> {
+        let prefix = match workflow {
+            Some(w) => keys::by_workflow_prefix(w, status),
+            None => vec![keys::BY_WORKFLOW],
+        };
+        let mut out = Vec::new();
+        for kv in self.tree.scan_prefix(prefix) {
+            let (k, _) = kv?;
+            if let Some(t) = keys::parse_by_workflow_full(&k)
+                && status.is_none_or(|s| s == t.1)
+            {
+                out.push(t);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Instances counted by `(workflow, status)`; for metrics.
+    pub fn count_instances(&self) -> Result<std::collections::BTreeMap<(String, String), u64>> {
+        let mut out = std::collections::BTreeMap::new();
+        for kv in self.tree.scan_prefix([keys::BY_WORKFLOW]) {
+            let (k, _) = kv?;
+            if let Some((w, s, _)) = keys::parse_by_workflow_full(&k) {
+                *out.entry((w, s)).or_insert(0) += 1;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Pending timers and open task assignments; for metrics.
+    pub fn count_timers_and_tasks(&self) -> Result<(u64, u64)> {
+        let timers = self.tree.scan_prefix([keys::TIMER]).keys().count() as u64;
+        let tasks = self.tree.scan_prefix([keys::TASK]).keys().count() as u64;
+        Ok((timers, tasks))
+    }
+
+    /// Every open task assignment, `(assignee, instance, task)`.
+    pub fn all_open_tasks(&self, limit: usize) -> Result<Vec<(String, String, u32)>> {
+        let mut out = Vec::new();
+        for kv in self.tree.scan_prefix([keys::TASK]).take(limit) {
+            let (k, _) = kv?;
+            out.extend(keys::parse_task(&k));
+        }
+        Ok(out)
+    }
+
+    /// Purges a finished instance's payloads (see [`super::purge`]) in its
+    /// snapshot and every history entry, atomically and durably. Returns
+    /// false when there was nothing to purge (unknown, or not finished).
+    pub async fn purge_payloads(&self, id: &str) -> Result<bool> {
+        let Some(raw) = self.tree.get(keys::instance(id))? else {
+            return Ok(false);
+        };
+        let mut snapshot: serde_json::Value = serde_json::from_slice(&raw)
+            .map_err(|e| StoreError::corrupt(format!("instance {id}"), e))?;
+        let status = snapshot["instance"]["status"].as_str().unwrap_or("");
+        if !matches!(status, "completed" | "failed" | "cancelled") {
+            return Ok(false);
+        }
+        let mut batch = sled::Batch::default();
+        if super::purge::redact(&mut snapshot["instance"]) {
+            batch.insert(
+                keys::instance(id),
+                serde_json::to_vec(&snapshot).expect("json serializes"),
+            );
+        }
+        for kv in self.tree.scan_prefix(keys::history_prefix(id)) {
+            let (k, v) = kv?;
+            let mut entry: Entry = serde_json::from_slice(&v)
+                .map_err(|e| StoreError::corrupt(format!("history of {id}"), e))?;
+            let mut record = serde_json::to_value(&entry.record).expect("records serialize");
+            let original = super::chain::content_hash(
+                &serde_json::to_vec(&entry.record).expect("records serialize"),
+            );
+            if super::purge::redact(&mut record) {
+                entry.record = serde_json::from_value(record)
+                    .map_err(|e| StoreError::corrupt(format!("purging history of {id}"), e))?;
+                entry.purged.get_or_insert(original);
+                batch.insert(k, serde_json::to_vec(&entry).expect("entries serialize"));
+            }
+        }
+        self.tree.apply_batch(batch)?;
+        self.tree.flush_async().await?;
+        Ok(true)
+    }
+
     /// Bytes on disk.
     pub fn size_on_disk(&self) -> Result<u64> {
         Ok(self.db.size_on_disk()?)

@@ -152,6 +152,7 @@ impl Instance {
                         last: Value::Null,
                         attempt: 0,
                         visit: 0,
+                        entered_at: at,
                         join: None,
                     },
                 );
@@ -163,6 +164,7 @@ impl Instance {
                 let visit = *visit;
                 if let Some(t) = self.threads.get_mut(thread) {
                     t.visit = visit;
+                    t.entered_at = at;
                     t.node = *node;
                     t.waiting = Waiting::Ready;
                     t.attempt = 0;

@@ -82,6 +82,9 @@ pub struct Thread {
     /// iteration), fixed when the step is entered: part of the idempotency key.
     #[serde(default)]
     pub visit: u32,
+    /// When the thread entered its current step (for step durations).
+    #[serde(default)]
+    pub entered_at: Ts,
     /// Threads still running under a parallel/foreach node, and foreach progress.
     pub join: Option<Join>,
 }

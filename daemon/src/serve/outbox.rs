@@ -1,0 +1,623 @@
+//! The `mail` role when no plugin is bound to it: every `send` becomes one
+//! RFC 5322 message, a `.eml` file in the outbox directory
+//! (`mail.outbox_dir`, default `<data_dir>/outbox`, made 0700).
+//!
+//! Useful for trying vakt without a relay, and for tests: a file per mail,
+//! named `<YYYYmmddTHHMMSS>-<first 16 hex of sha256(idempotency key)>.eml`,
+//! written to a temporary file, flushed and renamed (a reader never sees half
+//! a message). Calls are idempotent: a second call with the same key finds
+//! the file by its suffix and answers as the first did, writing nothing.
+//!
+//! The message: `From` is `mail.from` (with the call's `from_name`), `To`,
+//! `Cc`, `Reply-To`, a `Subject` as RFC 2047 encoded words when it is not
+//! ASCII, a `Message-ID` derived from the key exactly as the mail plugin
+//! derives it, `X-Vakt-Idempotency-Key`, and a UTF-8 body in
+//! quoted-printable (multipart/alternative with `html`). Bcc recipients are
+//! not written anywhere (a file has no envelope); their count is logged.
+//! A line break in a header value is refused (header injection).
+//!
+//! The answer is the mail plugin's: `{"message_id": …, "response": …}`.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::engine::CallOutcome;
+use crate::runtime::{BoxFuture, Connector, ConnectorCall};
+
+/// Writes mail as `.eml` files.
+#[derive(Clone)]
+pub struct EmlOutbox {
+    dir: PathBuf,
+    from: String,
+    /// One send at a time: the look-up by key and the write are one step.
+    lock: Arc<Mutex<()>>,
+}
+
+/// A call that can never succeed (the workflow or the config is wrong).
+struct Refused(String);
+
+impl EmlOutbox {
+    /// `dir` is made (0700) at the first send; `from` is `mail.from`.
+    pub fn new(dir: PathBuf, from: String) -> Self {
+        EmlOutbox {
+            dir,
+            from,
+            lock: Arc::new(Mutex::new(())),
+        }
+    }
+
+    /// The outbox of a config: `mail.outbox_dir` and `mail.from`.
+    pub fn from_config(config: &super::Config) -> Self {
+        Self::new(config.outbox_dir(), config.mail.from.clone())
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Performs one call (blocking IO).
+    pub fn send(&self, call: &ConnectorCall) -> CallOutcome {
+        let refuse = |message: String| CallOutcome::Err {
+            message,
+            retryable: false,
+            retry_after: None,
+        };
+        if call.role != "mail" {
+            return refuse(format!(
+                "the .eml outbox serves only the `mail` role, not `{}`; bind a plugin to `{}` in vakt.toml",
+                call.role, call.role
+            ));
+        }
+        if call.action != "send" {
+            return refuse(format!(
+                "the `mail` role has no action `{}`; its only action is `send`",
+                call.action
+            ));
+        }
+        let digest = hex::encode(Sha256::digest(call.idempotency_key.as_bytes()));
+        let message_id = format!("<vakt.{}@{}>", &digest[..32], domain(&self.from));
+        let bytes = match self.message(call, &message_id) {
+            Ok(b) => b,
+            Err(Refused(m)) => return refuse(m),
+        };
+        let _one = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        match self.write(&digest[..16], &bytes) {
+            Ok(path) => CallOutcome::Ok(json!({
+                "message_id": message_id,
+                "response": format!("written to {}", path.display()),
+            })),
+            Err((path, e)) => CallOutcome::Err {
+                message: format!("cannot write the mail to {}: {e}", path.display()),
+                retryable: true,
+                retry_after: None,
+            },
+        }
+    }
+
+    /// The file for this key: the one already there, or a new one.
+    fn write(&self, hash: &str, bytes: &[u8]) -> Result<PathBuf, (PathBuf, std::io::Error)> {
+        let dir = &self.dir;
+        let at = |p: &Path| {
+            let p = p.to_path_buf();
+            move |e| (p, e)
+        };
+        let mut b = std::fs::DirBuilder::new();
+        b.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+        b.create(dir).map_err(at(dir))?;
+        let suffix = format!("-{hash}.eml");
+        for entry in std::fs::read_dir(dir).map_err(at(dir))? {
+            let name = entry.map_err(at(dir))?.file_name();
+            if name.to_string_lossy().ends_with(&suffix) {
+                return Ok(dir.join(name));
+            }
+        }
+        let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S");
+        let path = dir.join(format!("{stamp}{suffix}"));
+        let tmp = dir.join(format!(".{hash}.tmp"));
+        {
+            let mut o = std::fs::OpenOptions::new();
+            o.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+            let mut f = o.open(&tmp).map_err(at(&tmp))?;
+            f.write_all(bytes).map_err(at(&tmp))?;
+            f.sync_all().map_err(at(&tmp))?;
+        }
+        std::fs::rename(&tmp, &path).map_err(at(&path))?;
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(at(dir))?;
+        Ok(path)
+    }
+
+    fn message(&self, call: &ConnectorCall, message_id: &str) -> Result<Vec<u8>, Refused> {
+        let Value::Object(args) = &call.args else {
+            return Err(Refused("the arguments of `mail.send` must be a map".into()));
+        };
+        let to = list(args, "to")?;
+        if to.is_empty() {
+            return Err(Refused("argument `to` needs at least one address".into()));
+        }
+        let cc = list(args, "cc")?;
+        let bcc = list(args, "bcc")?;
+        let reply_to = text(args, "reply_to")?.filter(|r| !r.trim().is_empty());
+        let from_name = text(args, "from_name")?.filter(|n| !n.trim().is_empty());
+        let subject = text(args, "subject")?
+            .ok_or_else(|| Refused("argument `subject` is required".into()))?;
+        let body =
+            text(args, "body")?.ok_or_else(|| Refused("argument `body` is required".into()))?;
+        let html = text(args, "html")?;
+        let subject = subject.trim();
+        header_safe("subject", subject)?;
+        header_safe("idempotency key", &call.idempotency_key)?;
+        for (field, list) in [("to", &to), ("cc", &cc), ("bcc", &bcc)] {
+            for a in list.iter() {
+                check_address(field, a)?;
+            }
+        }
+        if let Some(r) = &reply_to {
+            check_address("reply_to", r)?;
+        }
+        let (name, address) = split_mailbox(&self.from);
+        let from = match from_name.as_deref().or(name) {
+            Some(n) => {
+                header_safe("from_name", n)?;
+                format!("{} <{address}>", phrase(n))
+            }
+            None => address.to_owned(),
+        };
+        if !bcc.is_empty() {
+            tracing::info!(instance = %call.instance, bcc = bcc.len(), "bcc recipients are not written to .eml files");
+        }
+
+        let mut m = String::new();
+        let mut h = |name: &str, value: &str| {
+            let _ = write!(m, "{name}: {value}\r\n");
+        };
+        h("From", &from);
+        h("To", &mailboxes(&to));
+        if !cc.is_empty() {
+            h("Cc", &mailboxes(&cc));
+        }
+        if let Some(r) = &reply_to {
+            h("Reply-To", &mailboxes(std::slice::from_ref(r)));
+        }
+        h("Subject", &encode_words(subject));
+        h("Date", &chrono::Utc::now().to_rfc2822());
+        h("Message-ID", message_id);
+        h("MIME-Version", "1.0");
+        h("Auto-Submitted", "auto-generated");
+        h("X-Auto-Response-Suppress", "All");
+        h(
+            "X-Vakt-Idempotency-Key",
+            &encode_words(&call.idempotency_key),
+        );
+        let part = |ctype: &str, text: &str| {
+            format!(
+                "Content-Type: {ctype}; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n{}\r\n",
+                quoted_printable(text)
+            )
+        };
+        match html {
+            None => m.push_str(&part("text/plain", &body)),
+            Some(html) => {
+                let boundary = format!("vakt-{}", &message_id[6..22]);
+                let _ = write!(
+                    m,
+                    "Content-Type: multipart/alternative; boundary=\"{boundary}\"\r\n\r\n\
+                     --{boundary}\r\n{}--{boundary}\r\n{}--{boundary}--\r\n",
+                    part("text/plain", &body),
+                    part("text/html", &html),
+                );
+            }
+        }
+        Ok(m.into_bytes())
+    }
+}
+
+impl Connector for EmlOutbox {
+    fn call(&self, call: ConnectorCall) -> BoxFuture<CallOutcome> {
+        let me = self.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || me.send(&call))
+                .await
+                .unwrap_or_else(|e| CallOutcome::Err {
+                    message: format!("the .eml outbox failed: {e}"),
+                    retryable: true,
+                    retry_after: None,
+                })
+        })
+    }
+}
+
+fn text(args: &Map<String, Value>, name: &str) -> Result<Option<String>, Refused> {
+    match args.get(name) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(v @ (Value::Number(_) | Value::Bool(_))) => Ok(Some(v.to_string())),
+        Some(_) => Err(Refused(format!("argument `{name}` must be text"))),
+    }
+}
+
+fn list(args: &Map<String, Value>, name: &str) -> Result<Vec<String>, Refused> {
+    match args.get(name) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(vec![s.clone()]),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| match v {
+                Value::String(s) => Ok(s.clone()),
+                _ => Err(Refused(format!(
+                    "argument `{name}` must be a list of addresses"
+                ))),
+            })
+            .collect(),
+        Some(_) => Err(Refused(format!(
+            "argument `{name}` must be a list of addresses"
+        ))),
+    }
+}
+
+fn header_safe(field: &str, value: &str) -> Result<(), Refused> {
+    if value.contains(['\r', '\n', '\0']) {
+        return Err(Refused(format!(
+            "`{field}` contains a line break; refused (it could inject mail headers)"
+        )));
+    }
+    Ok(())
+}
+
+fn check_address(field: &str, mailbox: &str) -> Result<(), Refused> {
+    header_safe(field, mailbox)?;
+    let (_, address) = split_mailbox(mailbox);
+    let ok = address.contains('@')
+        && !address.starts_with('@')
+        && !address.ends_with('@')
+        && !address.contains(|c: char| c.is_whitespace() || "<>,;\"".contains(c));
+    if !ok {
+        return Err(Refused(format!(
+            "{field}: `{mailbox}` is not a mail address"
+        )));
+    }
+    Ok(())
+}
+
+/// `Name <addr>` or `addr` → (name, addr).
+fn split_mailbox(text: &str) -> (Option<&str>, &str) {
+    let text = text.trim();
+    match (text.rfind('<'), text.ends_with('>')) {
+        (Some(open), true) => {
+            let name = text[..open].trim().trim_matches('"').trim();
+            (
+                Some(name).filter(|n| !n.is_empty()),
+                text[open + 1..text.len() - 1].trim(),
+            )
+        }
+        _ => (None, text),
+    }
+}
+
+fn domain(mailbox: &str) -> &str {
+    split_mailbox(mailbox)
+        .1
+        .rsplit_once('@')
+        .map_or("localhost", |(_, d)| d)
+}
+
+fn mailboxes(list: &[String]) -> String {
+    list.iter()
+        .map(|m| match split_mailbox(m) {
+            (Some(n), a) => format!("{} <{a}>", phrase(n)),
+            (None, a) => a.to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(",\r\n ")
+}
+
+/// A display name: a quoted string when ASCII, encoded words otherwise.
+fn phrase(name: &str) -> String {
+    if name.is_ascii() && !name.contains("=?") {
+        format!("\"{}\"", name.replace('\\', "\\\\").replace('"', "\\\""))
+    } else {
+        encode_words(name)
+    }
+}
+
+/// RFC 2047: ASCII text as it is; anything else as `=?utf-8?B?…?=` words of
+/// at most 75 characters, split at character boundaries, folded.
+fn encode_words(text: &str) -> String {
+    if text.is_ascii() && !text.contains("=?") && text.len() <= 900 {
+        return text.to_owned();
+    }
+    let mut words = Vec::new();
+    let mut chunk = String::new();
+    for c in text.chars() {
+        if chunk.len() + c.len_utf8() > 45 {
+            words.push(format!("=?utf-8?B?{}?=", B64.encode(&chunk)));
+            chunk.clear();
+        }
+        chunk.push(c);
+    }
+    if !chunk.is_empty() || words.is_empty() {
+        words.push(format!("=?utf-8?B?{}?=", B64.encode(&chunk)));
+    }
+    words.join("\r\n ")
+}
+
+/// RFC 2045 quoted-printable of UTF-8 text with CRLF line breaks and soft
+/// breaks keeping every line within 76 characters.
+fn quoted_printable(text: &str) -> String {
+    let text = text.replace("\r\n", "\n").replace('\r', "\n");
+    let mut out = String::new();
+    for (i, line) in text.split('\n').enumerate() {
+        if i > 0 {
+            out.push_str("\r\n");
+        }
+        let mut width = 0;
+        let bytes = line.as_bytes();
+        for (j, &b) in bytes.iter().enumerate() {
+            let last = j + 1 == bytes.len();
+            let literal =
+                ((b'!'..=b'~').contains(&b) && b != b'=') || ((b == b' ' || b == b'\t') && !last);
+            let token = if literal {
+                (b as char).to_string()
+            } else {
+                format!("={b:02X}")
+            };
+            if width + token.len() > 75 {
+                out.push_str("=\r\n");
+                width = 0;
+            }
+            width += token.len();
+            out.push_str(&token);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NORDIC: &str = "Åsa Öberg, Ærø, Bjørn Ødegård: åäöæøå ÅÄÖÆØÅ – \"quoted\" = sign";
+
+    fn call(key: &str, args: Value) -> ConnectorCall {
+        ConnectorCall {
+            instance: "i1".into(),
+            role: "mail".into(),
+            action: "send".into(),
+            args,
+            idempotency_key: key.into(),
+            attempt: 1,
+            deadline: None,
+        }
+    }
+
+    fn args() -> Value {
+        json!({
+            "to": ["Åsa Öberg <asa@skola.kommun.se>", "bjorn@kommune.no"],
+            "cc": "chef@kommun.se",
+            "bcc": ["arkiv@kommun.se"],
+            "subject": format!("Godkänn: {NORDIC}"),
+            "body": format!("Hej!\n\n{NORDIC}\n{}\nslut ", "x".repeat(200)),
+            "from_name": "Kommunens IT",
+        })
+    }
+
+    /// Headers (unfolded, words decoded) and the decoded text parts.
+    fn parse(bytes: &[u8]) -> (Vec<(String, String)>, Vec<String>) {
+        let text = String::from_utf8(bytes.to_vec()).unwrap();
+        assert!(text.is_ascii(), "a message on disk is ASCII");
+        assert!(
+            !text.replace("\r\n", "").contains('\n'),
+            "only CRLF line breaks"
+        );
+        assert!(text.split("\r\n").all(|l| l.len() <= 998));
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        let headers = head
+            .replace("\r\n ", " ")
+            .split("\r\n")
+            .map(|l| {
+                let (k, v) = l.split_once(": ").unwrap();
+                (k.to_owned(), decode_words(v))
+            })
+            .collect();
+        let parts = if head.contains("multipart/alternative") {
+            body.split("Content-Transfer-Encoding: quoted-printable\r\n\r\n")
+                .skip(1)
+                .map(|p| unqp(p.split("\r\n--vakt-").next().unwrap()))
+                .collect()
+        } else {
+            vec![unqp(body.trim_end())]
+        };
+        (headers, parts)
+    }
+
+    fn decode_words(v: &str) -> String {
+        let mut out = String::new();
+        let mut was_word = false;
+        for (i, w) in v.split(' ').enumerate() {
+            let word = w
+                .strip_prefix("=?utf-8?B?")
+                .and_then(|w| w.strip_suffix("?="));
+            if i > 0 && !(was_word && word.is_some()) {
+                out.push(' ');
+            }
+            match word {
+                Some(b) => out.push_str(&String::from_utf8(B64.decode(b).unwrap()).unwrap()),
+                None => out.push_str(w),
+            }
+            was_word = word.is_some();
+        }
+        out
+    }
+
+    fn unqp(qp: &str) -> String {
+        let joined = qp.replace("=\r\n", "").replace("\r\n", "\n");
+        let mut out = Vec::new();
+        let b = joined.as_bytes();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'=' {
+                out.push(u8::from_str_radix(&joined[i + 1..i + 3], 16).unwrap());
+                i += 3;
+            } else {
+                out.push(b[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).unwrap()
+    }
+
+    fn get<'a>(h: &'a [(String, String)], k: &str) -> Option<&'a str> {
+        h.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str())
+    }
+
+    #[tokio::test]
+    async fn writes_one_parseable_file_per_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = EmlOutbox::new(dir.path().join("out"), "vakt@kommun.se".into());
+        let first = o
+            .call(call("notify/i1/3/opened/0/asa@skola.kommun.se", args()))
+            .await;
+        let CallOutcome::Ok(v) = &first else {
+            panic!("{first:?}")
+        };
+        let mid = v["message_id"].as_str().unwrap();
+        assert!(
+            mid.starts_with("<vakt.") && mid.ends_with("@kommun.se>"),
+            "{mid}"
+        );
+        assert_eq!(
+            o.call(call("notify/i1/3/opened/0/asa@skola.kommun.se", args()))
+                .await,
+            first
+        );
+        let files: Vec<_> = std::fs::read_dir(o.dir())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert_eq!(files.len(), 1, "{files:?}");
+        let name = files[0].file_name().unwrap().to_string_lossy().into_owned();
+        assert!(
+            name.len() == "20250101T000000-0123456789abcdef.eml".len() && name.ends_with(".eml"),
+            "{name}"
+        );
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = std::fs::metadata(o.dir()).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700);
+        }
+        let (h, parts) = parse(&std::fs::read(&files[0]).unwrap());
+        assert_eq!(get(&h, "From"), Some("\"Kommunens IT\" <vakt@kommun.se>"));
+        assert_eq!(
+            get(&h, "To"),
+            Some("Åsa Öberg <asa@skola.kommun.se>, bjorn@kommune.no")
+        );
+        assert_eq!(get(&h, "Cc"), Some("chef@kommun.se"));
+        assert_eq!(get(&h, "Bcc"), None);
+        assert!(!String::from_utf8_lossy(&std::fs::read(&files[0]).unwrap()).contains("arkiv"));
+        assert_eq!(get(&h, "Subject").unwrap(), format!("Godkänn: {NORDIC}"));
+        assert_eq!(get(&h, "Message-ID"), Some(mid));
+        assert_eq!(
+            get(&h, "X-Vakt-Idempotency-Key"),
+            Some("notify/i1/3/opened/0/asa@skola.kommun.se")
+        );
+        assert!(get(&h, "Date").unwrap().ends_with("+0000"));
+        assert_eq!(
+            parts,
+            vec![format!("Hej!\n\n{NORDIC}\n{}\nslut ", "x".repeat(200))]
+        );
+
+        let mut a = args();
+        a["html"] = json!(format!("<p>{NORDIC}</p>"));
+        let CallOutcome::Ok(_) = o.call(call("other", a)).await else {
+            panic!()
+        };
+        let eml = std::fs::read_dir(o.dir())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| *p != files[0])
+            .unwrap();
+        let (h, parts) = parse(&std::fs::read(eml).unwrap());
+        assert!(
+            get(&h, "Content-Type")
+                .unwrap()
+                .starts_with("multipart/alternative")
+        );
+        assert_eq!(parts.len(), 2);
+        assert_eq!(parts[1], format!("<p>{NORDIC}</p>"));
+    }
+
+    #[tokio::test]
+    async fn refuses_what_cannot_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let o = EmlOutbox::new(dir.path().to_path_buf(), "vakt@kommun.se".into());
+        let refused = |c: ConnectorCall| {
+            let o = o.clone();
+            async move {
+                match o.call(c).await {
+                    CallOutcome::Err {
+                        message,
+                        retryable: false,
+                        ..
+                    } => message,
+                    other => panic!("{other:?}"),
+                }
+            }
+        };
+        let mut c = call("k", args());
+        c.role = "ticketing".into();
+        assert!(refused(c).await.contains("`ticketing`"));
+        let mut c = call("k", args());
+        c.action = "fax".into();
+        assert!(refused(c).await.contains("no action `fax`"));
+        let mut a = args();
+        a["subject"] = json!("Hi\r\nBcc: victim@evil.example");
+        assert!(refused(call("k", a)).await.contains("line break"));
+        let mut a = args();
+        a["to"] = json!(["a@b.se\nX-Evil: 1"]);
+        assert!(refused(call("k", a)).await.contains("line break"));
+        let mut a = args();
+        a["cc"] = json!(["nobody"]);
+        assert!(refused(call("k", a)).await.contains("cc: `nobody`"));
+        let mut a = args();
+        a.as_object_mut().unwrap().remove("body");
+        assert!(refused(call("k", a)).await.contains("`body` is required"));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+
+        // An IO failure is retryable and names the path.
+        let file = dir.path().join("not-a-dir");
+        std::fs::write(&file, b"x").unwrap();
+        let o = EmlOutbox::new(file.join("sub"), "vakt@kommun.se".into());
+        match o.call(call("k", args())).await {
+            CallOutcome::Err {
+                message,
+                retryable: true,
+                ..
+            } => assert!(message.contains("not-a-dir"), "{message}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn encodings_stay_within_line_limits() {
+        let long = "ö".repeat(100);
+        let w = encode_words(&long);
+        assert!(w.split("\r\n ").all(|l| l.len() <= 75), "{w}");
+        let qp = quoted_printable(&format!("{long} \n= end\t"));
+        assert!(qp.split("\r\n").all(|l| l.len() <= 76), "{qp}");
+        assert_eq!(unqp(&qp), format!("{long} \n= end\t"));
+        assert!(qp.ends_with("end=09"));
+    }
+}
