@@ -1,7 +1,11 @@
 //! Shared helpers of vakt's integration tests: finding the `vakt` binary
-//! that `cargo build` put next to the test executables.
+//! that `cargo build` put next to the test executables, and (in
+//! [`support`]) the harness of the end-to-end tests of `vakt serve`: a
+//! daemon process, an SMTP server on loopback, an HTTP client, mail parsing.
 
 use std::path::PathBuf;
+
+pub mod support;
 
 /// The `vakt` binary of this build (`target/<profile>/vakt`), or `$VAKT_BIN`.
 pub fn vakt_bin() -> PathBuf {

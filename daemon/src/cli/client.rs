@@ -184,7 +184,7 @@ pub async fn execute(
     let api = Api::new(&conn.url, conn.token.as_deref())?;
     let json = conn.json;
     // What the answer is, and how a person reads it.
-    let (answer, human): (Value, Box<dyn FnOnce(&Value) -> Human>) = match cmd {
+    let (answer, human): (Value, View) = match cmd {
         ClientCommand::Start {
             workflow,
             input,
@@ -307,6 +307,9 @@ pub async fn execute(
     let _ = err.write_all(shown.err.as_bytes());
     Ok(shown.code)
 }
+
+/// How a person reads an answer.
+type View = Box<dyn FnOnce(&Value) -> Human>;
 
 /// What a verb prints, and its exit code.
 struct Human {

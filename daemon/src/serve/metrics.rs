@@ -213,6 +213,21 @@ pub fn describe_all(m: &Metrics) {
         "Statutory clocks that ran out before they were met, by workflow and clock.",
     );
     m.describe(
+        "vakt_mail_sent_total",
+        "counter",
+        "Task notification mails handed to the mail connector, by reason.",
+    );
+    m.describe(
+        "vakt_mail_failed_total",
+        "counter",
+        "Task notification mails the mail connector refused, by reason.",
+    );
+    m.describe(
+        "vakt_link_decisions_total",
+        "counter",
+        "Signed-link POSTs, by result (decided, used, expired, tampered, …).",
+    );
+    m.describe(
         "vakt_http_requests_total",
         "counter",
         "API requests by route and status code.",

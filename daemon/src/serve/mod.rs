@@ -31,6 +31,8 @@ pub mod outbox;
 pub mod pages;
 pub mod retention;
 pub mod scheduler;
+#[cfg(test)]
+pub(crate) mod testkit;
 pub mod tokens;
 
 use std::sync::Arc;

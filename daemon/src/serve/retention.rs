@@ -4,7 +4,9 @@
 //! scanned; an instance that finished longer ago than its workflow's
 //! `retention` (or the config's `retention`) has its payloads purged (see
 //! `store::purge`), and a marker in the store's `purged` namespace keeps it
-//! from being read again. A retention of `0s` disables purging.
+//! from being read again. A retention of `0s` disables purging. The same
+//! pass forgets the single-use markers of signed links a day after the links
+//! expired.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -84,5 +86,27 @@ pub async fn sweep(
             tokio::task::yield_now().await;
         }
     }
+    forget_dead_links(runtime, now).await?;
     Ok(purged)
+}
+
+/// Single-use markers of signed links are needed only until the link
+/// expires; a day later they go.
+async fn forget_dead_links(runtime: &Runtime, now: i64) -> Result<(), crate::store::StoreError> {
+    let store = runtime.store();
+    let dead: Vec<Vec<u8>> = store
+        .service_scan("links")?
+        .into_iter()
+        .filter(|(_, v)| {
+            serde_json::from_slice::<serde_json::Value>(v)
+                .ok()
+                .and_then(|j| j.get("expires").and_then(|e| e.as_i64()))
+                .is_some_and(|exp| exp.saturating_add(86_400_000) < now)
+        })
+        .map(|(k, _)| k)
+        .collect();
+    if !dead.is_empty() {
+        store.service_remove("links", &dead).await?;
+    }
+    Ok(())
 }

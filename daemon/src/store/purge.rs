@@ -92,7 +92,7 @@ mod tests {
         assert_eq!(v["input"], json!({}));
         assert_eq!(v["error"]["kind"], "connector");
         assert_eq!(v["error"]["message"], "");
-        assert_eq!(v["outcome"], json!({"ok": null}));
+        assert_eq!(v["outcome"], json!({"ok": {}}));
         assert!(!redact(&mut v), "redaction is idempotent");
     }
 }

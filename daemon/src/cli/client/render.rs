@@ -135,7 +135,7 @@ pub fn list<'a>(v: &'a Value, name: &str) -> &'a [Value] {
 
 /// `GET /api/v1/workflows`.
 pub fn workflows(v: &Value) -> String {
-    let mut t = Table::new(&["ID", "STATUS", "TITLE", "TRIGGERS", "LOADED", "FILE"]);
+    let mut t = Table::new(&["ID", "STATUS", "TITLE", "LOADED", "FILE", "TRIGGERS"]);
     let mut problems = String::new();
     for w in list(v, "workflows") {
         let mut triggers: Vec<String> = Vec::new();
@@ -148,20 +148,23 @@ pub fn workflows(v: &Value) -> String {
             .into_iter()
             .flatten()
         {
-            triggers.push(format!(
-                "cron {} ({} {})",
-                field(c, "name"),
-                field(c, "schedule"),
-                field(c, "timezone")
-            ));
+            // Unnamed triggers are called `cron[0]`, `cron[1]`, …
+            let name = field(c, "name");
+            let name = if name.starts_with("cron[") {
+                String::new()
+            } else {
+                format!(" {name}")
+            };
+            let (schedule, tz) = (field(c, "schedule"), field(c, "timezone"));
+            triggers.push(format!("cron{name} `{schedule}` {tz}"));
         }
         t.row(vec![
             field(w, "id"),
             field(w, "status"),
             field(w, "title"),
-            text(Some(&Value::from(triggers))),
             time(w.get("loaded_at")),
             field(w, "file"),
+            text(Some(&Value::from(triggers))),
         ]);
         for e in list(w, "errors") {
             problems.push_str(&format!(

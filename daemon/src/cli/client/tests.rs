@@ -66,11 +66,22 @@ fn views_of_answers() {
         render::instances(&json!({"instances": []})),
         "no instances match\n"
     );
+    let w = json!({"workflows": [{"id": "recert", "title": "Recertification", "file": "w/r.yaml",
+        "status": "invalid", "hash": "ab", "errors": ["w/r.yaml:3:1: bad"], "loaded_at": null,
+        "triggers": {"api": true, "cron": [
+            {"name": "cron[0]", "schedule": "0 7 15 1 *", "timezone": "Europe/Oslo"},
+            {"name": "weekly", "schedule": "0 6 * * 1", "timezone": "UTC"}]}}]});
+    assert_eq!(
+        render::workflows(&w),
+        "ID      STATUS   TITLE            LOADED  FILE      TRIGGERS\n\
+         recert  invalid  Recertification  -       w/r.yaml  api, cron `0 7 15 1 *` Europe/Oslo, cron weekly `0 6 * * 1` UTC\n\
+         recert: w/r.yaml:3:1: bad\n"
+    );
     let task = json!({"id": "i1:3", "instance": "i1", "workflow": "offboarding",
         "title": "Approve", "assignees": ["a@k.se", "role:dpo"], "due": "2000-01-01T00:00:00Z",
         "status": "open", "outcome": null,
         "options": [{"id": "approve", "label": "Approve"}, {"id": "reject", "label": "Reject"}]});
-    let text = render::tasks(&[task.clone()], false);
+    let text = render::tasks(std::slice::from_ref(&task), false);
     assert!(
         text.contains("i1:3  offboarding  Approve  a@k.se, role:dpo  2000-01-01T00:00:00Z overdue  open    approve/reject"),
         "{text}"
@@ -279,7 +290,16 @@ async fn start_sends_input_key_and_token() {
         json!({"user": "x"})
     );
 
-    let (r, out, _) = run_verb(&["start", "offboarding", "--url", &url, "--json"]).await;
+    let (r, out, _) = run_verb(&[
+        "start",
+        "offboarding",
+        "--url",
+        &url,
+        "--json",
+        "--token",
+        "",
+    ])
+    .await;
     assert_eq!(r, Ok(0));
     assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["id"], "i42");
     assert!(out.contains("\n  \"id\""), "not pretty: {out}");
@@ -338,7 +358,11 @@ async fn the_api_error_body_is_printed() {
         r#"{"error":{"code":"unauthorized","message":"a bearer token is required"}}"#,
     )
     .await;
-    let f = run_verb(&["tasks", "--url", &url]).await.0.unwrap_err();
+    // An empty --token is no token (and overrides a VAKT_TOKEN of the test's environment).
+    let f = run_verb(&["tasks", "--url", &url, "--token", ""])
+        .await
+        .0
+        .unwrap_err();
     let text = f.render();
     assert!(
         text.starts_with("error: a bearer token is required (unauthorized, HTTP 401)\nhint: "),
@@ -385,5 +409,12 @@ async fn an_unreachable_daemon_is_named() {
     assert!(
         text.to_lowercase().contains("refused") && !text.contains("vakt_hidden"),
         "{text}"
+    );
+    let https = url.replace("http:", "https:");
+    let f = run_verb(&["tasks", "--url", &https]).await.0.unwrap_err();
+    assert!(
+        f.message
+            .starts_with(&format!("cannot reach vakt at {https}: ")),
+        "{f:?}"
     );
 }
