@@ -1,0 +1,1 @@
+//! vakt's redmine connector: being written.

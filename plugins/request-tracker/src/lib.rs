@@ -1,0 +1,1 @@
+//! vakt's request-tracker connector: being written.

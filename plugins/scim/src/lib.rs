@@ -1,0 +1,1 @@
+//! vakt's scim connector: being written.
