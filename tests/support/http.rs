@@ -134,7 +134,8 @@ impl Req {
 
     /// Sends; panics when no response came.
     pub fn send(&self) -> Resp {
-        self.try_send().unwrap_or_else(|e| panic!("no response: {e}"))
+        self.try_send()
+            .unwrap_or_else(|e| panic!("no response: {e}"))
     }
 }
 
@@ -165,8 +166,7 @@ pub struct Resp {
 impl Resp {
     /// The body as JSON; panics (showing it) when it is not.
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.text)
-            .unwrap_or_else(|e| panic!("{self:?} is not JSON: {e}"))
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("{self:?} is not JSON: {e}"))
     }
 
     /// Asserts the status; returns the response for chaining.

@@ -90,10 +90,7 @@ impl Mail {
             to,
             subject: msg.subject().unwrap_or_default().to_owned(),
             message_id: msg.message_id().unwrap_or_default().to_owned(),
-            text: msg
-                .body_text(0)
-                .map(|t| t.into_owned())
-                .unwrap_or_default(),
+            text: msg.body_text(0).map(|t| t.into_owned()).unwrap_or_default(),
             html: msg.body_html(0).map(|t| t.into_owned()),
         }
     }

@@ -3,11 +3,12 @@
 //! every message to `OUTDIR/NNNN.eml` (atomically, by rename) with its
 //! envelope in `NNNN.json`. Killed on drop.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Mutex, mpsc};
 use std::time::Duration;
 
 use super::mail::Mail;
@@ -50,6 +51,8 @@ pub struct Smtp {
     /// Where messages land.
     pub dir: PathBuf,
     child: Child,
+    /// Messages parsed so far (a received file never changes).
+    parsed: Mutex<BTreeMap<PathBuf, Mail>>,
     _tmp: tempfile::TempDir,
 }
 
@@ -91,6 +94,7 @@ impl Smtp {
                         port,
                         dir,
                         child,
+                        parsed: Mutex::new(BTreeMap::new()),
                         _tmp: tmp,
                     };
                 }
@@ -115,7 +119,16 @@ impl Smtp {
             .filter(|p| p.extension().is_some_and(|x| x == "eml"))
             .collect();
         files.sort();
-        files.iter().map(|f| Mail::read(f)).collect()
+        let mut parsed = self.parsed.lock().unwrap();
+        files
+            .into_iter()
+            .map(|f| {
+                parsed
+                    .entry(f)
+                    .or_insert_with_key(|f| Mail::read(f))
+                    .clone()
+            })
+            .collect()
     }
 
     /// Waits (up to `timeout`) until `count` messages match `pred`; returns
