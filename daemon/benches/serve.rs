@@ -108,7 +108,11 @@ fn token(dir: &Path) -> String {
         .arg(dir.join("data"))
         .output()
         .expect("vakt token create runs");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
 
@@ -144,7 +148,12 @@ async fn starts(
                     .send()
                     .await
                     .expect("request");
-                assert_eq!(r.status().as_u16(), 201, "{}", r.text().await.unwrap_or_default());
+                assert_eq!(
+                    r.status().as_u16(),
+                    201,
+                    "{}",
+                    r.text().await.unwrap_or_default()
+                );
                 lat.push(t.elapsed());
             }
         }));
@@ -185,7 +194,12 @@ async fn main() {
         .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let idle = rss_kib(pid);
-    println!("vakt serve over HTTP, {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
+    println!(
+        "vakt serve over HTTP, {} cores",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    );
     println!("  RSS idle: {:.1} MiB", idle as f64 / 1024.0);
 
     // Warm up, then the three-step workflow.
@@ -225,7 +239,11 @@ fn dir_size(p: &Path) -> u64 {
                 Ok(m) => m,
                 Err(_) => continue,
             };
-            total += if m.is_dir() { dir_size(&e.path()) } else { m.len() };
+            total += if m.is_dir() {
+                dir_size(&e.path())
+            } else {
+                m.len()
+            };
         }
     }
     total

@@ -62,13 +62,26 @@ async fn finished_payloads_are_purged_and_the_chain_still_verifies() {
     .unwrap();
     rt.install(plan, FLOW).unwrap();
     let done = rt
-        .start("personal", json!({"student": "Anna Andersson"}), "it@kommun.se", None)
+        .start(
+            "personal",
+            json!({"student": "Anna Andersson"}),
+            "it@kommun.se",
+            None,
+        )
         .await
         .unwrap();
     rt.event(
         &done,
         Event::Decide {
-            task: rt.instance(&done).unwrap().unwrap().tasks.keys().copied().next().unwrap(),
+            task: rt
+                .instance(&done)
+                .unwrap()
+                .unwrap()
+                .tasks
+                .keys()
+                .copied()
+                .next()
+                .unwrap(),
             by: "rektor@skola.se".into(),
             roles: vec![],
             option: "approve".into(),
@@ -79,28 +92,54 @@ async fn finished_payloads_are_purged_and_the_chain_still_verifies() {
     .unwrap();
     rt.wait_final(&done).await.unwrap();
     let running = rt
-        .start("personal", json!({"student": "Bo Berg"}), "it@kommun.se", None)
+        .start(
+            "personal",
+            json!({"student": "Bo Berg"}),
+            "it@kommun.se",
+            None,
+        )
         .await
         .unwrap();
 
     let (_tx, mut stop) = tokio::sync::watch::channel(false);
     let year = Duration::from_secs(365 * 86_400);
     // Not yet: the period has not passed.
-    assert_eq!(vakt::serve::retention::sweep(&rt, year, &mut stop).await.unwrap(), 0);
+    assert_eq!(
+        vakt::serve::retention::sweep(&rt, year, &mut stop)
+            .await
+            .unwrap(),
+        0
+    );
     clock.0.fetch_add(366 * 86_400_000, Ordering::SeqCst);
-    assert_eq!(vakt::serve::retention::sweep(&rt, year, &mut stop).await.unwrap(), 1);
+    assert_eq!(
+        vakt::serve::retention::sweep(&rt, year, &mut stop)
+            .await
+            .unwrap(),
+        1
+    );
     // Purged once: a second pass does nothing.
-    assert_eq!(vakt::serve::retention::sweep(&rt, year, &mut stop).await.unwrap(), 0);
+    assert_eq!(
+        vakt::serve::retention::sweep(&rt, year, &mut stop)
+            .await
+            .unwrap(),
+        0
+    );
 
     let history = rt.store().history(&done).unwrap();
     let text = serde_json::to_string(&history).unwrap();
-    assert!(!text.contains("Anna"), "payload left in the history: {text}");
+    assert!(
+        !text.contains("Anna"),
+        "payload left in the history: {text}"
+    );
     assert!(text.contains("rektor@skola.se"), "who decided stays");
     assert!(text.contains("approve"), "what was decided stays");
     chain::verify(&history).expect("the purged chain verifies");
     assert!(history.iter().any(|e| e.purged.is_some()));
     let snapshot = serde_json::to_string(&rt.instance(&done).unwrap().unwrap()).unwrap();
-    assert!(!snapshot.contains("Anna"), "payload left in the snapshot: {snapshot}");
+    assert!(
+        !snapshot.contains("Anna"),
+        "payload left in the snapshot: {snapshot}"
+    );
 
     // The running instance keeps everything.
     let text = serde_json::to_string(&rt.store().history(&running).unwrap()).unwrap();

@@ -146,6 +146,11 @@ fn default_link_ttl() -> Duration {
 
 fn de_duration<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
+    if let Some(ms) = text.trim().strip_suffix("ms")
+        && let Ok(n) = ms.trim().parse::<u64>()
+    {
+        return Ok(Duration::from_millis(n));
+    }
     crate::workflow::duration::Duration::parse(&text)
         .map(|d| Duration::from_millis(d.as_millis()))
         .map_err(|e| serde::de::Error::custom(format!("`{text}`: {e}")))
@@ -193,10 +198,19 @@ impl Config {
                 );
             }
         }
-        let vars: config::Map<String, String> = env
-            .into_iter()
-            .filter(|(k, _)| k.starts_with("VAKT_") && !CLIENT_VARS.contains(&k.as_str()))
-            .collect();
+        let mut vars = config::Map::new();
+        for (k, v) in env {
+            let Some(field) = k.strip_prefix("VAKT_") else {
+                continue;
+            };
+            let top = field.split("__").next().unwrap_or("").to_ascii_lowercase();
+            if FIELDS.contains(&top.as_str()) {
+                vars.insert(k, v);
+            } else if !CLIENT_VARS.contains(&k.as_str()) {
+                // Another tool's variable (VAKT_BIN, …): not ours to refuse.
+                eprintln!("vakt: ignoring {k}: not a config field (see docs/configuration.md)");
+            }
+        }
         builder = builder.add_source(
             config::Environment::with_prefix("VAKT")
                 .prefix_separator("_")
@@ -356,6 +370,25 @@ impl Config {
     }
 }
 
+/// The top-level fields, for telling config variables from others.
+const FIELDS: &[&str] = &[
+    "data_dir",
+    "listen",
+    "workflows",
+    "public_url",
+    "log_format",
+    "log_level",
+    "reload_interval",
+    "retention",
+    "shards",
+    "store_cache_mib",
+    "max_body_bytes",
+    "max_calls",
+    "mail",
+    "roles",
+    "plugins",
+];
+
 /// Variables the CLI client reads; not config fields.
 const CLIENT_VARS: &[&str] = &["VAKT_URL", "VAKT_TOKEN", "VAKT_TEST_PYTHON"];
 
@@ -416,12 +449,15 @@ mod tests {
                 ("VAKT_DATA_DIR", "/tmp/x"),
                 ("VAKT_MAIL__FROM", "vakt@kommun.se"),
                 ("VAKT_URL", "http://ignored"),
+                ("VAKT_BIN", "/not/a/field"),
+                ("VAKT_RELOAD_INTERVAL", "200ms"),
             ],
         )
         .unwrap();
         assert_eq!(c.listen, "127.0.0.1:9999");
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
         assert_eq!(c.mail.from, "vakt@kommun.se");
+        assert_eq!(c.reload_interval, Duration::from_millis(200));
     }
 
     #[test]

@@ -136,7 +136,10 @@ mod tests {
             Some(Arc::new(Answer("outbox"))),
             m.clone(),
         );
-        assert_eq!(r.call(call("ticketing")).await, CallOutcome::Ok(json!("plugin")));
+        assert_eq!(
+            r.call(call("ticketing")).await,
+            CallOutcome::Ok(json!("plugin"))
+        );
         assert_eq!(r.call(call("mail")).await, CallOutcome::Ok(json!("outbox")));
         match r.call(call("identity")).await {
             CallOutcome::Err {
@@ -149,6 +152,9 @@ mod tests {
         }
         let mut out = String::new();
         m.render(&mut out);
-        assert!(out.contains("role=\"mail\",action=\"send\",via=\"outbox\""), "{out}");
+        assert!(
+            out.contains("role=\"mail\",action=\"send\",via=\"outbox\""),
+            "{out}"
+        );
     }
 }

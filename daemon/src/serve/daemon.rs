@@ -76,17 +76,13 @@ pub async fn run(config: Config) -> Result<()> {
         tracing::info!(dir = %dir.display(), "no plugin is bound to `mail`: mail is written as .eml files");
         Some(Arc::new(EmlOutbox::new(dir, config.mail.from.clone())))
     };
-    let connector: Arc<dyn Connector> = Arc::new(Router::new(
-        plugins,
-        bound,
-        mail_fallback,
-        metrics.clone(),
-    ));
+    let connector: Arc<dyn Connector> =
+        Arc::new(Router::new(plugins, bound, mail_fallback, metrics.clone()));
 
     let listen = config.listen_addr().context("listen")?;
-    let listener = TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen} (is the port in use? set `listen` or VAKT_LISTEN)"))?;
+    let listener = TcpListener::bind(listen).await.with_context(|| {
+        format!("cannot listen on {listen} (is the port in use? set `listen` or VAKT_LISTEN)")
+    })?;
     let bound_addr = listener.local_addr()?;
     let base_url = config.public_base(bound_addr);
 
@@ -124,8 +120,16 @@ pub async fn run(config: Config) -> Result<()> {
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut services = vec![
-        tokio::spawn(loader.clone().watch(config.reload_interval, stop_rx.clone())),
-        tokio::spawn(scheduler::run(runtime.clone(), metrics.clone(), stop_rx.clone())),
+        tokio::spawn(
+            loader
+                .clone()
+                .watch(config.reload_interval, stop_rx.clone()),
+        ),
+        tokio::spawn(scheduler::run(
+            runtime.clone(),
+            metrics.clone(),
+            stop_rx.clone(),
+        )),
     ];
     services.push(tokio::spawn(retention::run(
         runtime.clone(),
@@ -191,9 +195,8 @@ fn private_dir(dir: &Path) -> Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).with_context(
-            || format!("cannot make the data directory {} private", dir.display()),
-        )?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("cannot make the data directory {} private", dir.display()))?;
     }
     Ok(())
 }

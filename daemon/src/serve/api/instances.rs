@@ -35,7 +35,9 @@ pub async fn start(
         let known = s.loader.workflows();
         let hint = match known.iter().find(|w| w.id == workflow) {
             Some(w) if !w.errors.is_empty() => {
-                format!("workflow `{workflow}` has errors and no valid version; see GET /api/v1/workflows")
+                format!(
+                    "workflow `{workflow}` has errors and no valid version; see GET /api/v1/workflows"
+                )
             }
             Some(_) => format!("workflow `{workflow}` was removed"),
             None => format!("no workflow `{workflow}` is loaded"),
@@ -46,7 +48,9 @@ pub async fn start(
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "not_startable",
-            format!("workflow `{workflow}` has no `api` trigger; it cannot be started by a request"),
+            format!(
+                "workflow `{workflow}` has no `api` trigger; it cannot be started by a request"
+            ),
         ));
     }
     let key = match headers.get("idempotency-key") {
@@ -55,7 +59,9 @@ pub async fn start(
             let k = v
                 .to_str()
                 .ok()
-                .filter(|k| !k.is_empty() && k.len() <= 200 && k.chars().all(|c| c.is_ascii_graphic()))
+                .filter(|k| {
+                    !k.is_empty() && k.len() <= 200 && k.chars().all(|c| c.is_ascii_graphic())
+                })
                 .ok_or_else(|| {
                     ApiError::bad_request(
                         "Idempotency-Key must be 1 to 200 visible ASCII characters",
@@ -267,13 +273,25 @@ pub async fn signal(
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "finished",
-            format!("instance `{id}` has already finished ({})", i.status.as_str()),
+            format!(
+                "instance `{id}` has already finished ({})",
+                i.status.as_str()
+            ),
         ));
     }
     s.runtime
-        .event(&id, Event::Signal { name: name.clone(), data })
+        .event(
+            &id,
+            Event::Signal {
+                name: name.clone(),
+                data,
+            },
+        )
         .await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"id": id, "signal": name}))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"id": id, "signal": name})),
+    ))
 }
 
 #[derive(Deserialize, Default)]
@@ -297,10 +315,15 @@ pub async fn cancel(
         return Err(ApiError::new(
             StatusCode::CONFLICT,
             "finished",
-            format!("instance `{id}` has already finished ({})", i.status.as_str()),
+            format!(
+                "instance `{id}` has already finished ({})",
+                i.status.as_str()
+            ),
         ));
     }
-    let reason = body.reason.unwrap_or_else(|| "cancelled through the API".into());
+    let reason = body
+        .reason
+        .unwrap_or_else(|| "cancelled through the API".into());
     s.runtime
         .event(
             &id,

@@ -63,7 +63,10 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .merge(super::pages::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
         .layer(DefaultBodyLimit::max(limit))
-        .layer(axum::middleware::from_fn_with_state(shared.clone(), observe))
+        .layer(axum::middleware::from_fn_with_state(
+            shared.clone(),
+            observe,
+        ))
         .with_state(shared)
 }
 
@@ -251,7 +254,10 @@ impl FromRequestParts<Arc<Shared>> for Caller {
         let bearer = value
             .to_str()
             .ok()
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim);
         let Some(bearer) = bearer else {
             return Err(unauthorized(

@@ -41,11 +41,24 @@ pub async fn metrics(State(s): State<Arc<Shared>>) -> Result<Response, ApiError>
     .map_err(ApiError::internal)??;
     let (by, timers, tasks, disk) = counted;
     let mut out = String::with_capacity(4096);
-    gauge_header(&mut out, "vakt_instances", "Instances by workflow and status.");
+    gauge_header(
+        &mut out,
+        "vakt_instances",
+        "Instances by workflow and status.",
+    );
     for ((w, st), n) in &by {
-        gauge(&mut out, "vakt_instances", &[("workflow", w), ("status", st)], *n as f64);
+        gauge(
+            &mut out,
+            "vakt_instances",
+            &[("workflow", w), ("status", st)],
+            *n as f64,
+        );
     }
-    gauge_header(&mut out, "vakt_timers_pending", "Stored timers not yet fired.");
+    gauge_header(
+        &mut out,
+        "vakt_timers_pending",
+        "Stored timers not yet fired.",
+    );
     gauge(&mut out, "vakt_timers_pending", &[], timers as f64);
     gauge_header(
         &mut out,
@@ -53,7 +66,11 @@ pub async fn metrics(State(s): State<Arc<Shared>>) -> Result<Response, ApiError>
         "Open task assignments (a task with two assignees counts twice).",
     );
     gauge(&mut out, "vakt_tasks_open", &[], tasks as f64);
-    gauge_header(&mut out, "vakt_store_disk_bytes", "The store's size on disk.");
+    gauge_header(
+        &mut out,
+        "vakt_store_disk_bytes",
+        "The store's size on disk.",
+    );
     gauge(&mut out, "vakt_store_disk_bytes", &[], disk as f64);
     let workflows = s.loader.workflows();
     gauge_header(
@@ -67,7 +84,10 @@ pub async fn metrics(State(s): State<Arc<Shared>>) -> Result<Response, ApiError>
     }
     s.metrics.render(&mut out);
     Ok((
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         out,
     )
         .into_response())

@@ -159,15 +159,18 @@ pub async fn decide(
     Path(id): Path<String>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let body: DecisionBody = serde_json::from_value(json_body(body, Value::Null)?).map_err(|e| {
-        ApiError::bad_request(format!(
-            "a decision is {{\"decision\": OPTION, \"comment\": TEXT}}: {e}"
-        ))
-    })?;
+    let body: DecisionBody =
+        serde_json::from_value(json_body(body, Value::Null)?).map_err(|e| {
+            ApiError::bad_request(format!(
+                "a decision is {{\"decision\": OPTION, \"comment\": TEXT}}: {e}"
+            ))
+        })?;
     let (instance, n) = id
         .rsplit_once(':')
         .and_then(|(i, n)| Some((i.to_owned(), n.parse::<u32>().ok()?)))
-        .ok_or_else(|| ApiError::bad_request(format!("`{id}` is not a task id (`<instance>:<n>`)")))?;
+        .ok_or_else(|| {
+            ApiError::bad_request(format!("`{id}` is not a task id (`<instance>:<n>`)"))
+        })?;
     let inst = s
         .runtime
         .instance(&instance)?
