@@ -12,7 +12,8 @@
 //! `Cc`, `Reply-To`, a `Subject` as RFC 2047 encoded words when it is not
 //! ASCII, a `Message-ID` derived from the key exactly as the mail plugin
 //! derives it, `X-Vakt-Idempotency-Key`, and a UTF-8 body in
-//! quoted-printable (multipart/alternative with `html`). Bcc recipients are
+//! 8bit UTF-8, or quoted-printable when a line is too long for 8bit
+//! (multipart/alternative with `html`). Bcc recipients are
 //! not written anywhere (a file has no envelope); their count is logged.
 //! A line break in a header value is refused (header injection).
 //!
@@ -201,10 +202,17 @@ impl EmlOutbox {
             "X-Vakt-Idempotency-Key",
             &encode_words(&call.idempotency_key),
         );
+        // 8bit UTF-8 when every line fits (RFC 5322's 998 octets): the
+        // .eml stays readable, links whole; quoted-printable otherwise.
         let part = |ctype: &str, text: &str| {
+            let text = text.replace("\r\n", "\n").replace('\r', "\n");
+            let (cte, body) = if text.split('\n').all(|l| l.len() <= 998) {
+                ("8bit", text.replace('\n', "\r\n"))
+            } else {
+                ("quoted-printable", quoted_printable(&text))
+            };
             format!(
-                "Content-Type: {ctype}; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n{}\r\n",
-                quoted_printable(text)
+                "Content-Type: {ctype}; charset=utf-8\r\nContent-Transfer-Encoding: {cte}\r\n\r\n{body}\r\n"
             )
         };
         match html {

@@ -31,13 +31,13 @@ fn args() -> Value {
 /// Headers (unfolded, words decoded) and the decoded text parts.
 fn parse(bytes: &[u8]) -> (Vec<(String, String)>, Vec<String>) {
     let text = String::from_utf8(bytes.to_vec()).unwrap();
-    assert!(text.is_ascii(), "a message on disk is ASCII");
     assert!(
         !text.replace("\r\n", "").contains('\n'),
         "only CRLF line breaks"
     );
     assert!(text.split("\r\n").all(|l| l.len() <= 998));
     let (head, body) = text.split_once("\r\n\r\n").unwrap();
+    assert!(head.is_ascii(), "headers are ASCII (encoded words)");
     let headers = head
         .replace("\r\n ", " ")
         .split("\r\n")
@@ -46,13 +46,25 @@ fn parse(bytes: &[u8]) -> (Vec<(String, String)>, Vec<String>) {
             (k.to_owned(), decode_words(v))
         })
         .collect();
+    let decode = |cte: &str, p: &str| match cte {
+        "8bit" => p.replace("\r\n", "\n"),
+        _ => unqp(p),
+    };
     let parts = if head.contains("multipart/alternative") {
-        body.split("Content-Transfer-Encoding: quoted-printable\r\n\r\n")
+        body.split("Content-Transfer-Encoding: ")
             .skip(1)
-            .map(|p| unqp(p.split("\r\n--vakt-").next().unwrap()))
+            .map(|p| {
+                let (cte, rest) = p.split_once("\r\n\r\n").unwrap();
+                decode(cte, rest.split("\r\n--vakt-").next().unwrap())
+            })
             .collect()
     } else {
-        vec![unqp(body.trim_end())]
+        let cte = head
+            .split("Content-Transfer-Encoding: ")
+            .nth(1)
+            .and_then(|r| r.split("\r\n").next())
+            .unwrap();
+        vec![decode(cte, body.strip_suffix("\r\n").unwrap_or(body))]
     };
     (headers, parts)
 }
