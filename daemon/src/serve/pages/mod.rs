@@ -264,12 +264,18 @@ async fn decide_inner(
     form: Result<Form<DecisionForm>, FormRejection>,
 ) -> Result<View, (Failure, Option<View>)> {
     let (claim, view) = check(s, token).map_err(|f| (f, None))?;
-    let Form(form) = form.map_err(|e| {
-        (
-            Failure::BadForm(format!("The form was not sent as a web form ({e})")),
-            None,
-        )
-    })?;
+    let form = match form {
+        Ok(Form(f)) => f,
+        // A bare POST (`curl -X POST <link>`, a mail client's button) has no
+        // form at all: it decides without a comment.
+        Err(FormRejection::InvalidFormContentType(_)) => DecisionForm { comment: None },
+        Err(e) => {
+            return Err((
+                Failure::BadForm(format!("The form was not sent as a web form ({e})")),
+                None,
+            ));
+        }
+    };
     let comment = form.comment.filter(|c| !c.trim().is_empty());
     if comment
         .as_ref()
