@@ -20,6 +20,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 TARGET=wasm32-wasip2
 PLUGINS=(
     vakt-plugin-mail
+    vakt-plugin-redmine
     vakt-test-plugin-noop
     vakt-test-plugin-spin
     vakt-test-plugin-membomb

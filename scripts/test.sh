@@ -27,6 +27,12 @@ if ! /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null || ! command -v openssl >
   apt-get install -y -qq python3-aiosmtpd openssl >/dev/null
 fi
 export VAKT_TEST_PYTHON=/usr/bin/python3
+# Ticketing and identity systems, from Debian and PyPI; each script is a fast
+# no-op when already installed. The tests start the servers themselves
+# (`scripts/servers/NAME.sh start`, idempotent, loopback only).
+for server in redmine; do
+  scripts/servers/$server.sh install
+done
 
 step "format"
 cargo fmt --all -- --check
