@@ -62,6 +62,13 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/tasks/{id}/decision", post(tasks::decide))
         .merge(super::pages::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this method is not allowed on this route",
+            )
+        })
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn_with_state(
             shared.clone(),
@@ -79,8 +86,9 @@ async fn observe(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Resp
         .map(|m| m.as_str().to_owned())
         .unwrap_or_else(|| "unmatched".into());
     let method = req.method().clone();
+    let is_page = req.uri().path().starts_with("/t/");
     let started = Instant::now();
-    let mut resp = next.run(req).await;
+    let mut resp = reshape(next.run(req).await, is_page).await;
     let status = resp.status();
     s.metrics.inc(
         "vakt_http_requests_total",
@@ -95,6 +103,93 @@ async fn observe(State(s): State<Arc<Shared>>, req: Request, next: Next) -> Resp
         .entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
     resp
+}
+
+/// Errors made by the framework itself (a method not allowed, a query
+/// string or path segment that does not parse) come as plain text or empty:
+/// give them the API's JSON error shape, or an HTML page under `/t/`.
+async fn reshape(resp: Response, is_page: bool) -> Response {
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let ctype = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if ctype.starts_with("application/json") || ctype.starts_with("text/html") {
+        return resp;
+    }
+    let allow = resp.headers().get(header::ALLOW).cloned();
+    let text = match axum::body::to_bytes(resp.into_body(), 64 * 1024).await {
+        Ok(b) if !b.is_empty() => String::from_utf8_lossy(&b).into_owned(),
+        _ => status
+            .canonical_reason()
+            .unwrap_or("request refused")
+            .to_owned(),
+    };
+    let text = match &allow {
+        Some(a) if status == StatusCode::METHOD_NOT_ALLOWED => {
+            format!(
+                "method not allowed here; allowed: {}",
+                a.to_str().unwrap_or("")
+            )
+        }
+        _ => text,
+    };
+    let mut out = if is_page {
+        super::pages::page(
+            status,
+            "This link is not valid",
+            &format!("<p role=\"alert\">{}</p>", super::pages::escape(&text)),
+        )
+    } else {
+        let code = match status {
+            StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+            StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+            s if s.is_server_error() => "internal",
+            _ => "bad_request",
+        };
+        ApiError::new(status, code, text).into_response()
+    };
+    if let Some(a) = allow {
+        out.headers_mut().insert(header::ALLOW, a);
+    }
+    out
+}
+
+/// How deep a request's JSON may nest. Stored records wrap it a few levels
+/// deeper, and must stay readable within serde_json's limit (128).
+const MAX_DEPTH: usize = 64;
+
+/// Whether JSON text nests deeper than `max` (strings are skipped).
+fn too_deep(bytes: &[u8], max: usize) -> bool {
+    let (mut depth, mut in_str, mut escaped) = (0usize, false, false);
+    for &b in bytes {
+        if in_str {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_str = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > max {
+                    return true;
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    false
 }
 
 /// An API error: status, stable code, message.
@@ -289,6 +384,11 @@ pub fn json_body(body: Result<Bytes, BytesRejection>, default: Value) -> Result<
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(default);
     }
+    if too_deep(&bytes, MAX_DEPTH) {
+        return Err(ApiError::bad_request(format!(
+            "the request body nests deeper than {MAX_DEPTH} levels"
+        )));
+    }
     serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::bad_request(format!(
             "the request body is not valid JSON: {e} (line {}, column {})",
@@ -303,5 +403,15 @@ pub fn time(ts: Option<i64>) -> Value {
     match ts {
         Some(t) => Value::String(crate::engine::model::rfc3339(t)),
         None => Value::Null,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn nesting_is_measured_outside_strings() {
+        assert!(!super::too_deep(br#"{"a": [[1]], "b": "[[[[[[["}"#, 3));
+        assert!(super::too_deep(br#"{"a": [[[1]]]}"#, 3));
+        assert!(!super::too_deep(br#"{"a": "\"[[[[", "b": [1]}"#, 2));
     }
 }
