@@ -371,8 +371,15 @@ pub fn recover(inner: &Arc<Inner>) -> Result<(), RuntimeError> {
         if !seen.insert(id.clone()) {
             continue;
         }
-        let Some(stored) = inner.store.load(&id)? else {
-            continue;
+        // One unreadable instance must not keep the daemon from starting:
+        // it is named in the log, and the others recover.
+        let stored = match inner.store.load(&id) {
+            Ok(Some(s)) => s,
+            Ok(None) => continue,
+            Err(e) => {
+                tracing::error!(instance = %id, error = %e, "cannot recover this instance's calls");
+                continue;
+            }
         };
         for (call, c) in &stored.instance.calls {
             let deadline = stored
