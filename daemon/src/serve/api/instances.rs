@@ -129,7 +129,7 @@ pub async fn list(
     let rows = store.list_instances(q.workflow.as_deref(), q.status.as_deref(), limit)?;
     let mut out = Vec::with_capacity(rows.len());
     for (_, _, id) in rows {
-        if let Some(i) = s.runtime.instance(&id)? {
+        if let Some(i) = super::readable(&s, &id) {
             out.push(json!({
                 "id": i.id,
                 "workflow": i.workflow,

@@ -398,6 +398,18 @@ pub fn json_body(body: Result<Bytes, BytesRejection>, default: Value) -> Result<
     })
 }
 
+/// An instance for a listing: one that cannot be read is named in the log
+/// and left out, so it does not take the whole list down.
+pub fn readable(s: &Shared, id: &str) -> Option<crate::engine::Instance> {
+    match s.runtime.instance(id) {
+        Ok(i) => i,
+        Err(e) => {
+            tracing::error!(instance = %id, error = %e, "instance unreadable; left out of a listing");
+            None
+        }
+    }
+}
+
 /// Milliseconds as RFC 3339, `null` for none.
 pub fn time(ts: Option<i64>) -> Value {
     match ts {

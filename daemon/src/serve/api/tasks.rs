@@ -119,7 +119,7 @@ pub async fn list(
     for (id, n) in ids {
         let inst = match &last {
             Some((lid, i)) if *lid == id => i.clone(),
-            _ => match s.runtime.instance(&id)? {
+            _ => match super::readable(&s, &id) {
                 Some(i) => {
                     last = Some((id.clone(), i.clone()));
                     i
