@@ -21,6 +21,7 @@ TARGET=wasm32-wasip2
 PLUGINS=(
     vakt-plugin-mail
     vakt-plugin-redmine
+    vakt-plugin-request-tracker
     vakt-test-plugin-noop
     vakt-test-plugin-spin
     vakt-test-plugin-membomb

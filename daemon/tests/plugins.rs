@@ -439,6 +439,7 @@ async fn credentials_are_injected_by_the_host() {
             "/auth/bearer",
             Some(Credential::Bearer {
                 token: secret("token", "s3cret"),
+                scheme: None,
             }),
         ),
         plugin(

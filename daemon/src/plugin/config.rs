@@ -194,8 +194,13 @@ impl<'de> Deserialize<'de> for Origin {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, tag = "kind", rename_all = "snake_case")]
 pub enum Credential {
-    /// `Authorization: Bearer <token>`.
-    Bearer { token: SecretRef },
+    /// `Authorization: Bearer <token>`; `scheme` replaces `Bearer` for an
+    /// API that wants another word (Request Tracker: `token`).
+    Bearer {
+        token: SecretRef,
+        #[serde(default)]
+        scheme: Option<String>,
+    },
     /// `Authorization: Basic …`.
     Basic {
         username: String,

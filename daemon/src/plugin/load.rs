@@ -302,7 +302,7 @@ fn check_credential(
 ) {
     use super::config::Credential::*;
     let secret = match c {
-        Bearer { token } => token,
+        Bearer { token, .. } => token,
         Basic { password, .. } => password,
         ApiKey { value, .. } => value,
         Oauth2ClientCredentials { client_secret, .. } => client_secret,

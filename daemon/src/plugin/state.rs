@@ -113,7 +113,7 @@ impl Redactor {
         }
         for g in &caps.http.grants {
             refs.extend(g.credential.as_ref().map(|c| match c {
-                Credential::Bearer { token } => token,
+                Credential::Bearer { token, .. } => token,
                 Credential::Basic { password, .. } => password,
                 Credential::ApiKey { value, .. } => value,
                 Credential::Oauth2ClientCredentials { client_secret, .. } => client_secret,
@@ -403,6 +403,7 @@ mod tests {
                     private_network: false,
                     credential: Some(Credential::Bearer {
                         token: file("token", "bearer-TOKEN-3"),
+                        scheme: None,
                     }),
                 }],
                 max_body: 0,

@@ -44,9 +44,13 @@ impl Credentials {
         credential: &Credential,
     ) -> Result<(HeaderName, HeaderValue), CredentialError> {
         let (name, value) = match credential {
-            Credential::Bearer { token } => (
+            Credential::Bearer { token, scheme } => (
                 http::header::AUTHORIZATION,
-                format!("Bearer {}", token.read().map_err(fatal)?),
+                format!(
+                    "{} {}",
+                    scheme.as_deref().unwrap_or("Bearer"),
+                    token.read().map_err(fatal)?
+                ),
             ),
             Credential::Basic { username, password } => {
                 let password = password.read().map_err(fatal)?;
