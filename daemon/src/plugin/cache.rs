@@ -118,7 +118,12 @@ impl Cache {
     }
 
     fn write(&self, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        // Unique per write: two compiles of one component (two config
+        // sections naming the same file, or two processes) never share a
+        // temp file; the rename makes whichever finishes last win, whole.
+        static SEQ: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = path.with_extension(format!("tmp{}-{n}", std::process::id()));
         let mut f = fs::OpenOptions::new()
             .write(true)
             .create(true)

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{Cmd, ConnectorCall, Inner, RuntimeError};
-use crate::engine::{Action, CallOutcome, Event};
+use crate::engine::{Action, CallOutcome, Event, model::NotifyReason};
 use crate::store::{Commit, Instances, OutboxItem, Tasks};
 
 /// The most commits in one batch.
@@ -177,8 +177,37 @@ pub fn perform(inner: &Arc<Inner>, id: &str, action: Action) {
     }
 }
 
+/// A task's notification: task, whom (addresses, `role:NAME`), why. See
+/// [`super::Notifier::notify_many`] and [`outbox`].
+pub type Notice = (u32, Vec<String>, NotifyReason);
+
+/// The default `notify_many`: `notify` for each, in order; the first error.
+pub(super) fn notify_each<N: super::Notifier + ?Sized>(
+    notifier: &N,
+    instance: &crate::engine::Instance,
+    notices: &[Notice],
+) -> super::BoxFuture<Result<(), String>> {
+    let each: Vec<_> = notices
+        .iter()
+        .map(|(task, to, reason)| notifier.notify(instance, *task, to, *reason))
+        .collect();
+    Box::pin(async move {
+        let mut result = Ok(());
+        for f in each {
+            result = result.and(f.await);
+        }
+        result
+    })
+}
+
+/// Items read from the outbox at once, and at most (one instance's notices).
+const OUTBOX_BATCH: usize = 256;
+const OUTBOX_MAX_READ: usize = 16_384;
+
 /// Performs the outbox: notifications, child starts, parent notifications.
-/// An item is removed only after it was performed: at least once.
+/// An item is removed only after it was performed: at least once. An
+/// instance's notices read together are one `notify_many` (one digest mail
+/// per person), removed when it succeeds; a failure retries them all.
 pub async fn outbox(inner: Arc<Inner>) {
     let stop = super::stopped(inner.stop.clone());
     tokio::pin!(stop);
@@ -186,11 +215,7 @@ pub async fn outbox(inner: Arc<Inner>) {
         if *inner.stop.borrow() {
             break;
         }
-        let read = {
-            let _gate = inner.commit_gate.lock().await;
-            inner.store.outbox(256)
-        };
-        let items = match read {
+        let items = match read_outbox(&inner).await {
             Ok(i) => i,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the outbox");
@@ -207,11 +232,32 @@ pub async fn outbox(inner: Arc<Inner>) {
         }
         let mut done: Vec<OutboxItem> = Vec::new();
         let mut failed = false;
-        for item in items {
-            if perform_outbox(&inner, &item).await {
-                done.push(item);
-            } else {
-                failed = true;
+        // Keys sort by instance, then sequence: an instance's items are adjacent.
+        for run in items.chunk_by(|a, b| a.instance == b.instance) {
+            let mut notices: Vec<Notice> = Vec::new();
+            let mut noticed: Vec<OutboxItem> = Vec::new();
+            for item in run {
+                match parse(item) {
+                    None => done.push(item.clone()),
+                    Some(Action::Notify { task, to, reason }) => {
+                        notices.push((task, to, reason));
+                        noticed.push(item.clone());
+                    }
+                    Some(action) => {
+                        if perform_outbox(&inner, item, action).await {
+                            done.push(item.clone());
+                        } else {
+                            failed = true;
+                        }
+                    }
+                }
+            }
+            if !notices.is_empty() {
+                if perform_notices(&inner, &run[0].instance, &notices).await {
+                    done.extend(noticed);
+                } else {
+                    failed = true;
+                }
             }
         }
         if let Err(e) = inner.store.outbox_done(&done) {
@@ -227,29 +273,64 @@ pub async fn outbox(inner: Arc<Inner>) {
     }
 }
 
-async fn perform_outbox(inner: &Arc<Inner>, item: &OutboxItem) -> bool {
-    let action: Action = match serde_json::from_value::<OutboxAction>(item.action.clone()) {
-        Ok(a) => a.into(),
+/// The first [`OUTBOX_BATCH`] durable items and the rest of the instance the
+/// batch cuts through (up to [`OUTBOX_MAX_READ`]): one transition's notices
+/// make one group, and a failing instance in front holds back no others.
+async fn read_outbox(inner: &Arc<Inner>) -> Result<Vec<OutboxItem>, crate::store::StoreError> {
+    let mut limit = OUTBOX_BATCH + 1;
+    loop {
+        let mut items = {
+            let _gate = inner.commit_gate.lock().await;
+            inner.store.outbox(limit)?
+        };
+        if items.len() <= OUTBOX_BATCH {
+            return Ok(items);
+        }
+        let cut = &items[OUTBOX_BATCH - 1].instance;
+        if let Some(end) = items[OUTBOX_BATCH..]
+            .iter()
+            .position(|i| &i.instance != cut)
+        {
+            items.truncate(OUTBOX_BATCH + end);
+            return Ok(items);
+        }
+        if items.len() < limit || limit >= OUTBOX_MAX_READ {
+            return Ok(items);
+        }
+        limit = (limit * 4).min(OUTBOX_MAX_READ);
+    }
+}
+
+/// The action an outbox item holds; `None` when it cannot be read (it is
+/// dropped, with an error in the log).
+fn parse(item: &OutboxItem) -> Option<Action> {
+    match serde_json::from_value::<OutboxAction>(item.action.clone()) {
+        Ok(a) => Some(a.into()),
         Err(e) => {
             tracing::error!(instance = %item.instance, error = %e, "unreadable outbox item dropped");
-            return true;
+            None
         }
+    }
+}
+
+/// Performs the notifications of one instance, loading it once.
+async fn perform_notices(inner: &Arc<Inner>, id: &str, notices: &[Notice]) -> bool {
+    let instance = match inner.store.load(id) {
+        Ok(Some(s)) => s.instance,
+        Ok(None) => return true,
+        Err(_) => return false,
     };
-    match action {
-        Action::Notify { task, to, reason } => {
-            let instance = match inner.store.load(&item.instance) {
-                Ok(Some(s)) => s.instance,
-                Ok(None) => return true,
-                Err(_) => return false,
-            };
-            match inner.notifier.notify(&instance, task, &to, reason).await {
-                Ok(()) => true,
-                Err(e) => {
-                    tracing::warn!(instance = %item.instance, task, error = %e, "notification failed; will retry");
-                    false
-                }
-            }
+    match inner.notifier.notify_many(&instance, notices).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::warn!(instance = %id, notices = notices.len(), error = %e, "notifications failed; will retry");
+            false
         }
+    }
+}
+
+async fn perform_outbox(inner: &Arc<Inner>, item: &OutboxItem, action: Action) -> bool {
+    match action {
         Action::StartChild {
             child,
             workflow,

@@ -14,7 +14,7 @@
 //!   runs transitions; one committer groups every commit that arrives while a
 //!   flush is in progress into the next batch (group commit); one timer
 //!   service scans the stored timer index; one outbox dispatcher performs
-//!   notifications and child starts.
+//!   notifications (grouped by instance) and child starts.
 //! - Nothing is acknowledged or performed before its records are flushed.
 //! - Waiting instances are not held in memory: a shard keeps an instance
 //!   only while its commit is in flight.
@@ -36,6 +36,7 @@ use crate::engine::model::NotifyReason;
 use crate::engine::{CallOutcome, Event, Instance, Record, Rejection, Ts};
 use crate::store::{Definitions, Instances, SledStore, StoreError};
 use crate::workflow::Plan;
+pub use committer::Notice;
 
 /// Time, injected: the system clock in the daemon, a manual one in tests.
 pub trait Clock: Send + Sync + 'static {
@@ -79,6 +80,12 @@ pub trait Notifier: Send + Sync + 'static {
         to: &[String],
         reason: NotifyReason,
     ) -> BoxFuture<Result<(), String>>;
+
+    /// The notices of one instance read together ([`Notice`]), e.g. as one
+    /// digest per person; an error retries them all. Default: `notify` each.
+    fn notify_many(&self, inst: &Instance, notices: &[Notice]) -> BoxFuture<Result<(), String>> {
+        committer::notify_each(self, inst, notices)
+    }
 }
 
 /// Sees every transition before it is committed (the daemon's metrics).

@@ -20,10 +20,17 @@
 //! A connector's permanent refusal (a bad address) is logged and counted,
 //! not retried for ever.
 //!
+//! Digests: the runtime's outbox hands over the notices of one instance it
+//! read together (`notify_many`, in [`digest`]). An address with one task
+//! among them gets the mail above; an address with several gets one digest
+//! that lists every task with its own links.
+//!
 //! Personal data stays out of info logs: instance, task, reason and counts.
 
+mod digest;
+mod render;
+
 use std::collections::{HashMap, HashSet};
-use std::fmt::Write as _;
 use std::sync::{Arc, Mutex};
 
 use serde_json::json;
@@ -31,13 +38,14 @@ use serde_json::json;
 use super::Config;
 use super::links::{LinkClaim, LinkKey};
 use super::metrics::Metrics;
-use super::pages::escape;
 use crate::engine::model::{NotifyReason, Record, rfc3339};
 use crate::engine::{CallOutcome, Instance, Ts};
-use crate::runtime::{BoxFuture, Clock, Connector, ConnectorCall, Notifier, SystemClock};
+use crate::runtime::{BoxFuture, Clock, Connector, ConnectorCall, Notice, Notifier, SystemClock};
+use crate::store::chain::Entry;
 use crate::store::{Definitions, Instances, SledStore};
 use crate::workflow::Plan;
 use crate::workflow::plan::NodeKind;
+use render::{Block, clip, one_line, reason_word};
 
 /// Keys remembered as sent, so a retry does not mail them again.
 const REMEMBER: usize = 4096;
@@ -157,61 +165,45 @@ impl Mailer {
             return Ok(Vec::new());
         }
         let plan = self.plan(&instance.hash)?;
-        let n = match reason {
-            NotifyReason::Opened => 0,
-            NotifyReason::Reminder => i64::from(t.reminders_sent),
-            NotifyReason::Escalation => t.last_notice_at.unwrap_or(t.opened_at),
-            NotifyReason::Delegated => instance.seq as i64,
-        };
-        let word = reason_word(reason);
         let note = self.note(instance, task, reason);
         let now = self.clock.now();
-        let mail = |address: String| {
-            let m = self.compose(
-                instance,
-                &plan,
-                task,
-                &address,
-                reason,
-                note.as_deref(),
-                now,
-            );
-            ConnectorCall {
-                instance: instance.id.clone(),
-                role: "mail".into(),
-                action: "send".into(),
-                idempotency_key: format!("notify/{}/{task}/{word}/{n}/{address}", instance.id),
-                args: json!({"to": [address], "subject": m.subject, "body": m.text, "html": m.html}),
-                attempt: 1,
-                deadline: None,
-            }
-        };
-        Ok(self.recipients(to).into_iter().map(mail).collect())
+        let recipients = self.recipients(to).into_iter();
+        let mail = |a| self.single(instance, &plan, (task, reason), note.as_deref(), now, a);
+        Ok(recipients.map(mail).collect())
+    }
+
+    /// One notice's mail to one address, as a connector call. Its key is
+    /// `notify/{instance}/{task}/{reason}/{n}/{address}`.
+    fn single(
+        &self,
+        instance: &Instance,
+        plan: &Plan,
+        (task, reason): (u32, NotifyReason),
+        note: Option<&str>,
+        now: Ts,
+        address: String,
+    ) -> ConnectorCall {
+        let n = notice_n(instance, task, reason);
+        let word = reason_word(reason);
+        let m = self.compose(instance, plan, task, &address, reason, note, now);
+        ConnectorCall {
+            instance: instance.id.clone(),
+            role: "mail".into(),
+            action: "send".into(),
+            idempotency_key: format!("notify/{}/{task}/{word}/{n}/{address}", instance.id),
+            args: json!({"to": [address], "subject": m.subject, "body": m.text, "html": m.html}),
+            attempt: 1,
+            deadline: None,
+        }
     }
 
     /// The note of the latest escalation, or who delegated and why.
     fn note(&self, instance: &Instance, task: u32, reason: NotifyReason) -> Option<String> {
         if !matches!(reason, NotifyReason::Escalation | NotifyReason::Delegated) {
-            return None;
+            return None; // (do not read the history for nothing)
         }
         let history = self.store.history(&instance.id).ok()?;
-        let note = history.iter().rev().find_map(|e| match &e.record {
-            Record::TaskEscalated { task: t, note, .. } if *t == task => {
-                Some(note.clone().unwrap_or_default())
-                    .filter(|_| reason == NotifyReason::Escalation)
-            }
-            Record::TaskDelegated {
-                task: t,
-                from,
-                note,
-                ..
-            } if *t == task => {
-                let note = format!("{from} delegated it to you. {note}");
-                Some(note).filter(|_| reason == NotifyReason::Delegated)
-            }
-            _ => None,
-        });
-        note.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty())
+        note_in(&history, task, reason)
     }
 
     /// The mail to one address.
@@ -243,42 +235,52 @@ impl Mailer {
         if !t.description.trim().is_empty() {
             blocks.push(Block::Text(t.description.trim_end().into()));
         }
-        let started = format!(
-            "{} at {} (UTC)",
-            instance.started_by,
-            rfc3339(instance.started_at)
-        );
-        let mut facts = vec![
-            ("Workflow", format!("{} ({})", plan.title, plan.id)),
-            ("Instance", instance.id.clone()),
-            ("Started by", started),
-        ];
+        let mut facts = facts(instance, plan);
         if let Some(due) = t.due {
-            let late = if now > due { " (overdue)" } else { "" };
-            facts.push(("Due", format!("{} (UTC){late}", rfc3339(due))));
-        }
-        for (name, c) in &instance.clocks {
-            let state = match (c.met_at, c.breached) {
-                (Some(at), _) => format!(", met at {}", rfc3339(at)),
-                (None, true) => ", BREACHED".into(),
-                (None, false) => String::new(),
-            };
-            let clock = plan.clocks.iter().find(|k| k.name == *name);
-            let name = clock.map_or(name.as_str(), |k| k.title.as_str());
-            facts.push((
-                "Clock",
-                format!("{name}: due {} (UTC){state}", rfc3339(c.due)),
-            ));
+            facts.push(due_fact(due, now));
         }
         blocks.push(Block::Facts(facts));
+        let expires = self.expires(now);
+        let decide = self.decide(instance, plan, task, address, expires);
+        let linked = matches!(decide, Some(Block::Links(_)));
+        blocks.extend(decide);
+        if linked {
+            blocks.push(links_note(address, expires));
+        }
+        let (mut text, mut html) = (String::new(), String::new());
+        for b in &blocks {
+            b.render(&mut text, &mut html);
+        }
+        text.push_str("-- \nvakt\n");
+        Mail {
+            subject: format!("{subject}: {}", clip(&title, 150)),
+            text,
+            html: format!("<!doctype html><html><body>{html}</body></html>"),
+        }
+    }
+    /// When links mailed now expire.
+    fn expires(&self, now: Ts) -> Ts {
+        now.saturating_add(self.config.mail.link_ttl.as_millis() as i64)
+    }
+
+    /// What `address` can do about a task: one signed link per option of an
+    /// approval, or word that they already decided (then no links).
+    fn decide(
+        &self,
+        instance: &Instance,
+        plan: &Plan,
+        task: u32,
+        address: &str,
+        expires: Ts,
+    ) -> Option<Block> {
+        let t = &instance.tasks[&task];
         let decided = t.votes.iter().find(|v| v.by.eq_ignore_ascii_case(address));
         match (decided, &plan.node(t.node).kind) {
-            (Some(v), _) => blocks.push(Block::Text(format!(
+            (Some(v), _) => Some(Block::Text(format!(
                 "You have already decided: {}. Nothing more is needed from you.",
                 v.option
             ))),
             (None, NodeKind::Approval(a)) => {
-                let expires = now.saturating_add(self.config.mail.link_ttl.as_millis() as i64);
                 let links = a.options.iter().map(|o| {
                     let claim = LinkClaim {
                         instance: instance.id.clone(),
@@ -299,101 +301,26 @@ impl Mailer {
                         format!("{}/t/{}", self.base_url, self.links.sign(&claim)),
                     )
                 });
-                blocks.push(Block::Links(links.collect()));
-                blocks.push(Block::Text(format!(
-                    "Opening a link shows a confirmation page; it decides nothing until you confirm there. \
-                     The links are for {address} only, work once, and expire at {} (UTC).",
-                    rfc3339(expires)
-                )));
+                Some(Block::Links(links.collect()))
             }
-            (None, _) => {}
-        }
-        let (mut text, mut html) = (String::new(), String::new());
-        for b in &blocks {
-            b.render(&mut text, &mut html);
-        }
-        text.push_str("-- \nvakt\n");
-        Mail {
-            subject: format!("{subject}: {}", clip(&title, 150)),
-            text,
-            html: format!("<!doctype html><html><body>{html}</body></html>"),
+            (None, _) => None,
         }
     }
-}
 
-/// A piece of a mail, rendered as text and as HTML.
-enum Block {
-    Text(String),
-    Title(String),
-    Facts(Vec<(&'static str, String)>),
-    Links(Vec<(String, String)>),
-}
-
-impl Block {
-    fn render(&self, text: &mut String, html: &mut String) {
-        let _ = match self {
-            Block::Text(t) => {
-                let _ = write!(text, "{t}\n\n");
-                write!(html, "<p style=\"white-space:pre-wrap\">{}</p>", escape(t))
-            }
-            Block::Title(t) => {
-                let _ = write!(text, "    {t}\n\n");
-                write!(html, "<h2>{}</h2>", escape(t))
-            }
-            Block::Facts(facts) => {
-                html.push_str("<table>");
-                for (k, v) in facts {
-                    let _ = writeln!(text, "{:<11} {v}", format!("{k}:"));
-                    let _ = write!(
-                        html,
-                        "<tr><th align=\"left\">{k}</th><td>{}</td></tr>",
-                        escape(v)
-                    );
-                }
-                text.push('\n');
-                write!(html, "</table>")
-            }
-            Block::Links(links) => {
-                text.push_str("Decide:\n");
-                html.push_str("<p>Decide:</p><ul>");
-                for (label, url) in links {
-                    let _ = writeln!(text, "  {label}: {url}");
-                    let _ = write!(
-                        html,
-                        "<li><a href=\"{}\">{}</a></li>",
-                        escape(url),
-                        escape(label)
-                    );
-                }
-                text.push('\n');
-                write!(html, "</ul>")
-            }
-        };
-    }
-}
-
-impl Notifier for Mailer {
-    fn notify(
+    /// Sends prepared mails (each with its reason's metric label), skipping
+    /// keys this process already sent. Returns (refused, a retryable error).
+    fn deliver(
         &self,
-        instance: &Instance,
-        task: u32,
-        to: &[String],
-        reason: NotifyReason,
-    ) -> BoxFuture<Result<(), String>> {
-        let prepared = self.calls(instance, task, to, reason);
+        id: &str,
+        calls: Vec<(ConnectorCall, &'static str)>,
+    ) -> BoxFuture<(usize, Option<String>)> {
         let connector = self.connector.clone();
         let metrics = self.metrics.clone();
         let sent = self.sent.clone();
-        let id = instance.id.clone();
-        let word = reason_word(reason);
+        let id = id.to_owned();
         Box::pin(async move {
-            let calls = prepared?;
-            if calls.is_empty() {
-                tracing::debug!(instance = %id, task, reason = word, "nothing to mail");
-                return Ok(());
-            }
-            let (total, mut refused, mut retry) = (calls.len(), 0, None);
-            for call in calls {
+            let (mut refused, mut retry) = (0, None);
+            for (call, word) in calls {
                 let key = call.idempotency_key.clone();
                 if sent.lock().expect("sent lock").contains(&key) {
                     continue;
@@ -416,36 +343,149 @@ impl Notifier for Mailer {
                         } else {
                             refused += 1;
                             let why = "the mail connector refused a task mail; not retried";
-                            tracing::warn!(instance = %id, task, reason = word, error = %message, "{why}");
+                            tracing::warn!(instance = %id, reason = word, error = %message, "{why}");
                         }
                     }
                 }
             }
+            (refused, retry)
+        })
+    }
+}
+
+impl Notifier for Mailer {
+    fn notify(
+        &self,
+        instance: &Instance,
+        task: u32,
+        to: &[String],
+        reason: NotifyReason,
+    ) -> BoxFuture<Result<(), String>> {
+        let word = reason_word(reason);
+        let id = instance.id.clone();
+        let prepared = self.calls(instance, task, to, reason).map(|calls| {
+            let total = calls.len();
+            (
+                total,
+                self.deliver(&id, calls.into_iter().map(|c| (c, word)).collect()),
+            )
+        });
+        Box::pin(async move {
+            let (total, deliver) = prepared?;
+            if total == 0 {
+                tracing::debug!(instance = %id, task, reason = word, "nothing to mail");
+                return Ok(());
+            }
+            let (refused, retry) = deliver.await;
             let retrying = retry.is_some();
             tracing::info!(instance = %id, task, reason = word, recipients = total, refused, retrying, "task mail");
             retry.map_or(Ok(()), |m| Err(format!("task mail: {m}")))
         })
     }
+
+    fn notify_many(
+        &self,
+        instance: &Instance,
+        notices: &[Notice],
+    ) -> BoxFuture<Result<(), String>> {
+        let id = instance.id.clone();
+        let count = notices.len();
+        let prepared = self.digest_calls(instance, notices).map(|calls| {
+            let total = calls.len();
+            (total, self.deliver(&id, calls))
+        });
+        Box::pin(async move {
+            let (mails, deliver) = prepared?;
+            if mails == 0 {
+                tracing::debug!(instance = %id, notices = count, "nothing to mail");
+                return Ok(());
+            }
+            let (refused, retry) = deliver.await;
+            let retrying = retry.is_some();
+            tracing::info!(instance = %id, notices = count, mails, refused, retrying, "task mail");
+            retry.map_or(Ok(()), |m| Err(format!("task mail: {m}")))
+        })
+    }
 }
 
-fn reason_word(reason: NotifyReason) -> &'static str {
+/// The `n` of a notice's key, from the task's stored state, so that a retry
+/// reuses it: 0 for opening, the reminder count, the time of the last
+/// notice, the instance's sequence for a delegation.
+fn notice_n(instance: &Instance, task: u32, reason: NotifyReason) -> i64 {
+    let t = &instance.tasks[&task];
     match reason {
-        NotifyReason::Opened => "opened",
-        NotifyReason::Reminder => "reminder",
-        NotifyReason::Escalation => "escalation",
-        NotifyReason::Delegated => "delegated",
+        NotifyReason::Opened => 0,
+        NotifyReason::Reminder => i64::from(t.reminders_sent),
+        NotifyReason::Escalation => t.last_notice_at.unwrap_or(t.opened_at),
+        NotifyReason::Delegated => instance.seq as i64,
     }
 }
 
-fn one_line(text: &str) -> String {
-    text.split_whitespace().collect::<Vec<_>>().join(" ")
+/// What every mail about an instance says of it: workflow, instance, who
+/// started it, and its clocks.
+fn facts(instance: &Instance, plan: &Plan) -> Vec<(&'static str, String)> {
+    let started = format!(
+        "{} at {} (UTC)",
+        instance.started_by,
+        rfc3339(instance.started_at)
+    );
+    let mut facts = vec![
+        ("Workflow", format!("{} ({})", plan.title, plan.id)),
+        ("Instance", instance.id.clone()),
+        ("Started by", started),
+    ];
+    for (name, c) in &instance.clocks {
+        let state = match (c.met_at, c.breached) {
+            (Some(at), _) => format!(", met at {}", rfc3339(at)),
+            (None, true) => ", BREACHED".into(),
+            (None, false) => String::new(),
+        };
+        let clock = plan.clocks.iter().find(|k| k.name == *name);
+        let name = clock.map_or(name.as_str(), |k| k.title.as_str());
+        facts.push((
+            "Clock",
+            format!("{name}: due {} (UTC){state}", rfc3339(c.due)),
+        ));
+    }
+    facts
 }
 
-fn clip(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((i, _)) => format!("{}…", &text[..i]),
-        None => text.to_owned(),
+fn due_fact(due: Ts, now: Ts) -> (&'static str, String) {
+    let late = if now > due { " (overdue)" } else { "" };
+    ("Due", format!("{} (UTC){late}", rfc3339(due)))
+}
+
+/// What the links are and are not, under the links of a mail.
+fn links_note(address: &str, expires: Ts) -> Block {
+    Block::Text(format!(
+        "Opening a link shows a confirmation page; it decides nothing until you confirm there. \
+         The links are for {address} only, work once, and expire at {} (UTC).",
+        rfc3339(expires)
+    ))
+}
+
+/// The note of a notice, from the instance's history: the latest
+/// escalation's, or who delegated the task and why.
+fn note_in(history: &[Entry], task: u32, reason: NotifyReason) -> Option<String> {
+    if !matches!(reason, NotifyReason::Escalation | NotifyReason::Delegated) {
+        return None;
     }
+    let note = history.iter().rev().find_map(|e| match &e.record {
+        Record::TaskEscalated { task: t, note, .. } if *t == task => {
+            Some(note.clone().unwrap_or_default()).filter(|_| reason == NotifyReason::Escalation)
+        }
+        Record::TaskDelegated {
+            task: t,
+            from,
+            note,
+            ..
+        } if *t == task => {
+            let note = format!("{from} delegated it to you. {note}");
+            Some(note).filter(|_| reason == NotifyReason::Delegated)
+        }
+        _ => None,
+    });
+    note.map(|n| n.trim().to_owned()).filter(|n| !n.is_empty())
 }
 
 #[cfg(test)]
