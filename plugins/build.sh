@@ -22,6 +22,7 @@ PLUGINS=(
     vakt-plugin-mail
     vakt-plugin-redmine
     vakt-plugin-request-tracker
+    vakt-plugin-scim
     vakt-test-plugin-noop
     vakt-test-plugin-spin
     vakt-test-plugin-membomb

@@ -30,7 +30,7 @@ export VAKT_TEST_PYTHON=/usr/bin/python3
 # Ticketing and identity systems, from Debian and PyPI; each script is a fast
 # no-op when already installed. The tests start the servers themselves
 # (`scripts/servers/NAME.sh start`, idempotent, loopback only).
-for server in redmine request-tracker; do
+for server in redmine request-tracker scim; do
   scripts/servers/$server.sh install
 done
 
