@@ -8,12 +8,17 @@
 //!   connections, so a restarted daemon never meets a stale connection).
 //! - [`smtp`]: the aiosmtpd sink of the daemon's plugin tests on loopback.
 //! - [`mail`]: received messages parsed with mail-parser, signed links found.
+//! - [`proxy`]: an HTTP proxy in front of a server that can lose answers.
+//! - [`servers`]: the real ticket systems (Redmine, Request Tracker) on
+//!   loopback, a ticketing plugin bound in a daemon's config, their REST APIs.
 //! - [`poll()`]: waiting on a condition with a deadline (never a bare sleep
 //!   as an assertion).
 
 pub mod daemon;
 pub mod http;
 pub mod mail;
+pub mod proxy;
+pub mod servers;
 pub mod smtp;
 
 use std::fmt::Display;
