@@ -35,6 +35,7 @@ pub(crate) const ROUTES: &[(&str, &str, bool)] = &[
     ("/api/v1/instances", "GET", true),
     ("/api/v1/instances/{id}", "GET", true),
     ("/api/v1/instances/{id}/history", "GET", true),
+    ("/api/v1/instances/{id}/report", "GET", true),
     ("/api/v1/instances/{id}/signals/{name}", "POST", true),
     ("/api/v1/instances/{id}/cancel", "POST", true),
     ("/api/v1/tasks", "GET", true),

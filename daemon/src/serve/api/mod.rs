@@ -9,6 +9,7 @@
 //! | `POST /api/v1/workflows/{workflow}/instances` | operator, admin |
 //! | `GET /api/v1/instances[/{id}[/history]]` | operator, admin |
 //! | `POST /api/v1/instances/{id}/signals/{name}`, `…/cancel` | operator, admin |
+//! | `GET /api/v1/instances/{id}/report?format=json\|csv\|html` | operator, admin |
 //! | `GET /api/v1/tasks` | any token; an approver sees only tasks assigned to them |
 //! | `POST /api/v1/tasks/{id}/decision` | an assignee of the task (any role) |
 //! | `GET/POST /t/{token}` | the signed link is the credential (see `pages`) |
@@ -18,6 +19,7 @@
 
 mod instances;
 mod ops;
+mod report;
 mod tasks;
 
 use std::sync::Arc;
@@ -53,6 +55,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
         .route("/api/v1/instances", get(instances::list))
         .route("/api/v1/instances/{id}", get(instances::show))
         .route("/api/v1/instances/{id}/history", get(instances::history))
+        .route("/api/v1/instances/{id}/report", get(report::report))
         .route(
             "/api/v1/instances/{id}/signals/{name}",
             post(instances::signal),
