@@ -23,6 +23,7 @@ PLUGINS=(
     vakt-plugin-redmine
     vakt-plugin-request-tracker
     vakt-plugin-scim
+    vakt-plugin-directory-file
     vakt-test-plugin-noop
     vakt-test-plugin-spin
     vakt-test-plugin-membomb

@@ -1,9 +1,11 @@
 //! Host bindings of `vakt:plugin@0.1.0` (`plugins/wit/`), one module per world.
 //!
 //! The `host` world holds the imports every plugin may use (log, settings,
-//! secrets, smtp) and the `plugin.manifest` export; the role worlds reuse its
-//! import bindings through `with`, so the host implements each interface
-//! once. When a new WIT version is released, it gets its own set of modules
+//! secrets, smtp, files) and the `plugin.manifest` export; the role worlds
+//! reuse its import bindings through `with`, so the host implements each
+//! interface once. The linker always provides every import of `host`, so a
+//! component built before `files` existed (which does not import it) and
+//! one that imports it both link. When a new WIT version is released, it gets its own set of modules
 //! here and the host converts its types into the latest (see
 //! `plugins/wit/README.md`).
 
@@ -12,7 +14,11 @@ pub mod host {
     wasmtime::component::bindgen!({
         path: "../plugins/wit",
         world: "vakt:plugin/host",
-        imports: { "vakt:plugin/smtp.send": async, default: trappable },
+        imports: {
+            "vakt:plugin/smtp.send": async,
+            "vakt:plugin/files.read": async,
+            default: trappable,
+        },
         exports: { default: async },
     });
 }
@@ -29,6 +35,7 @@ pub mod mail {
             "vakt:plugin/settings": super::host::vakt::plugin::settings,
             "vakt:plugin/secrets": super::host::vakt::plugin::secrets,
             "vakt:plugin/smtp": super::host::vakt::plugin::smtp,
+            "vakt:plugin/files": super::host::vakt::plugin::files,
         },
     });
 }
@@ -45,6 +52,7 @@ pub mod ticketing {
             "vakt:plugin/settings": super::host::vakt::plugin::settings,
             "vakt:plugin/secrets": super::host::vakt::plugin::secrets,
             "vakt:plugin/smtp": super::host::vakt::plugin::smtp,
+            "vakt:plugin/files": super::host::vakt::plugin::files,
         },
     });
 }
@@ -61,6 +69,7 @@ pub mod identity {
             "vakt:plugin/settings": super::host::vakt::plugin::settings,
             "vakt:plugin/secrets": super::host::vakt::plugin::secrets,
             "vakt:plugin/smtp": super::host::vakt::plugin::smtp,
+            "vakt:plugin/files": super::host::vakt::plugin::files,
         },
     });
 }
@@ -77,6 +86,7 @@ pub mod generic {
             "vakt:plugin/settings": super::host::vakt::plugin::settings,
             "vakt:plugin/secrets": super::host::vakt::plugin::secrets,
             "vakt:plugin/smtp": super::host::vakt::plugin::smtp,
+            "vakt:plugin/files": super::host::vakt::plugin::files,
         },
     });
 }

@@ -26,6 +26,13 @@
 //! smtp = { host = "relay.kommun.se", port = 587, tls = "starttls", username = "vakt", password = "file:/etc/vakt/smtp.pass" }
 //! # A relay whose certificate is signed by an internal CA:
 //! # smtp = { …, ca_file = "/etc/vakt/internal-ca.pem" }
+//!
+//! [plugins.directory]
+//! wasm = "/usr/lib/vakt/plugins/directory-file.wasm"
+//! role = "identity"
+//! # Files it may read by name; the host reads them at call time.
+//! files = { users = "/srv/export/users.csv", groups = "/srv/export/groups.csv" }
+//! max_file_bytes = 52428800       # the default, 50 MiB
 //! ```
 
 use std::collections::BTreeMap;
@@ -72,6 +79,14 @@ pub struct PluginConfig {
     /// Largest HTTP response body the plugin may receive, in bytes.
     #[serde(default = "default_max_body")]
     pub max_response_bytes: u64,
+    /// Files it may read by name through the `files` interface: name →
+    /// absolute path. The host reads the file when the plugin asks, never
+    /// any other path; the plugin has no filesystem.
+    #[serde(default)]
+    pub files: BTreeMap<String, PathBuf>,
+    /// Largest granted file the plugin may read, in bytes.
+    #[serde(default = "default_max_file")]
+    pub max_file_bytes: u64,
 }
 
 fn default_memory_mib() -> u32 {
@@ -85,6 +100,9 @@ fn default_wall() -> Duration {
 }
 fn default_max_body() -> u64 {
     10 * 1024 * 1024
+}
+fn default_max_file() -> u64 {
+    50 * 1024 * 1024
 }
 
 impl PluginConfig {
@@ -102,6 +120,8 @@ impl PluginConfig {
             cpu_timeout: default_cpu(),
             wall_timeout: default_wall(),
             max_response_bytes: default_max_body(),
+            files: BTreeMap::new(),
+            max_file_bytes: default_max_file(),
         }
     }
 

@@ -6,6 +6,7 @@
 //! capabilities its stores will ever see.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,9 @@ pub struct Caps {
     pub secrets: BTreeMap<String, SecretRef>,
     pub smtp: Option<SmtpGrant>,
     pub http: Arc<HttpPolicy>,
+    /// Files it may read by name (`files` interface), and the size cap.
+    pub files: BTreeMap<String, PathBuf>,
+    pub max_file_bytes: u64,
     pub memory_bytes: usize,
     pub cpu: Duration,
     pub wall: Duration,
@@ -115,9 +119,11 @@ async fn read_manifest(
     config: &PluginConfig,
     pre: &InstancePre<State>,
 ) -> Result<Manifest, PluginError> {
+    // The manifest may depend on the plugin's (non-secret) settings, such as
+    // which granted file names it reads; nothing else is given.
     let nothing = Arc::new(Caps {
         name: config.name.clone(),
-        settings: BTreeMap::new(),
+        settings: config.settings.clone(),
         secrets: BTreeMap::new(),
         smtp: None,
         http: Arc::new(HttpPolicy {
@@ -125,6 +131,8 @@ async fn read_manifest(
             grants: Vec::new(),
             max_body: 0,
         }),
+        files: BTreeMap::new(),
+        max_file_bytes: 0,
         memory_bytes: config.memory_limit_mib as usize * 1024 * 1024,
         cpu: config.cpu_timeout,
         wall: config.wall_timeout,
@@ -272,6 +280,22 @@ pub fn grant(config: &PluginConfig, manifest: &Manifest) -> Result<Caps, PluginE
             )),
         }
     }
+    let mut files = BTreeMap::new();
+    for f in &manifest.files {
+        match config.files.get(f) {
+            Some(path) if !path.is_absolute() => errors.push(PluginError::config(
+                name,
+                format!("file `{f}`: the path `{}` must be absolute", path.display()),
+            )),
+            Some(path) => {
+                files.insert(f.clone(), path.clone());
+            }
+            None => errors.push(not_granted(
+                format!("file `{f}`"),
+                format!("add `{f} = \"/path/to/file\"` to `files = {{ … }}` in {section}"),
+            )),
+        }
+    }
     let settings = manifest
         .settings
         .iter()
@@ -288,6 +312,8 @@ pub fn grant(config: &PluginConfig, manifest: &Manifest) -> Result<Caps, PluginE
             grants: http,
             max_body: config.max_response_bytes,
         }),
+        files,
+        max_file_bytes: config.max_file_bytes,
         memory_bytes: config.memory_limit_mib as usize * 1024 * 1024,
         cpu: config.cpu_timeout,
         wall: config.wall_timeout,

@@ -14,13 +14,15 @@
 //! - `http/`: `wasi:http` through one shared reqwest client, with origin and
 //!   address checks, credentials, redirects, size caps and an audit log.
 //! - `smtp.rs`: the `smtp` interface over lettre.
+//! - `files.rs`: the `files` interface: granted files by name, size-capped.
 //! - `invoke.rs`: a fresh store per call, CPU accounting, trap messages.
 //! - `connector.rs` and `convert.rs`: [`PluginConnector`], the runtime's
 //!   `Connector`, mapping role/action/JSON to typed WIT calls and back.
 //!
 //! **Invariants.** A plugin has no filesystem, environment, arguments,
-//! stdin or sockets; it reaches HTTP origins and an SMTP relay only by grant,
-//! and only if its manifest asked. Every call gets a fresh store: nothing
+//! stdin or sockets (the host reads a granted file for it, by name); it
+//! reaches HTTP origins, an SMTP relay and files only by grant, and only if
+//! its manifest asked. Every call gets a fresh store: nothing
 //! survives from one call to the next. Secret values are never logged and
 //! never handed to a plugin unless granted by name. A plugin that traps,
 //! loops or exhausts its memory fails its call; the daemon goes on.
@@ -34,6 +36,7 @@ mod connector;
 mod convert;
 mod engine;
 mod error;
+mod files;
 mod host;
 mod http;
 mod invoke;

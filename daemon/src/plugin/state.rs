@@ -408,6 +408,8 @@ mod tests {
                 }],
                 max_body: 0,
             }),
+            files: BTreeMap::new(),
+            max_file_bytes: 0,
             memory_bytes: 1 << 20,
             cpu: Duration::from_secs(1),
             wall: Duration::from_secs(1),

@@ -7,9 +7,9 @@
 //! generates from small internal worlds (package `vakt:plugin-sdk`) that name
 //! the contract's interfaces without changing any of them:
 //!
-//! - [`imports`]: `log`, `settings`, `secrets`, `smtp` and `types`, generated
-//!   once and shared by everything else through `with`, so a `PluginError` is
-//!   one Rust type everywhere;
+//! - [`imports`]: `log`, `settings`, `secrets`, `smtp`, `files` and `types`,
+//!   generated once and shared by everything else through `with`, so a
+//!   `PluginError` is one Rust type everywhere;
 //! - one world per export (`plugin`, `mail`, `ticketing`, `identity`,
 //!   `generic`), each with a public export macro.
 //!
@@ -35,6 +35,7 @@ macro_rules! sdk_world {
                         import vakt:plugin/settings@0.1.0;
                         import vakt:plugin/secrets@0.1.0;
                         import vakt:plugin/smtp@0.1.0;
+                        import vakt:plugin/files@0.1.0;
                     }
                     world plugin-export { export vakt:plugin/plugin@0.1.0; }
                     world mail-export { export vakt:plugin/mail@0.1.0; }
@@ -69,6 +70,7 @@ pub mod imports {
                 import vakt:plugin/settings@0.1.0;
                 import vakt:plugin/secrets@0.1.0;
                 import vakt:plugin/smtp@0.1.0;
+                import vakt:plugin/files@0.1.0;
             }
         ",
         world: "imports",

@@ -75,6 +75,21 @@ pub mod smtp {
     }
 }
 
+/// Files granted to this plugin by name: the host reads the file the daemon
+/// config maps the name to and hands over its content (the plugin has no
+/// filesystem). A plugin lists the names it reads in its manifest
+/// ([`crate::ManifestBuilder::file`]).
+pub mod files {
+    use crate::PluginError;
+    use crate::bindings::imports::vakt::plugin::files as wit;
+
+    /// The whole content of granted file `name`. The error (not granted,
+    /// missing, over the host's size cap) names the grant to fix.
+    pub fn read(name: &str) -> Result<Vec<u8>, PluginError> {
+        wit::read(name)
+    }
+}
+
 /// `vakt_plugin_sdk::info!("sent {}", id)`: logs at info level through the host.
 #[macro_export]
 macro_rules! info {

@@ -37,7 +37,8 @@
 //! - [`manifest`]: the [`Manifest`] builder;
 //! - [`roles`]: the role traits, with default methods that answer "not
 //!   supported", and the export macros;
-//! - [`log`], [`settings`], [`secrets`], [`smtp`]: the host's imports;
+//! - [`log`], [`settings`], [`secrets`], [`smtp`], [`files`]: the host's
+//!   imports;
 //! - [`http`]: a small typed HTTP client over `wasi:http/outgoing-handler`
 //!   that maps transport errors and HTTP statuses to [`PluginError`].
 //!
@@ -54,7 +55,7 @@ pub mod manifest;
 pub mod roles;
 
 pub use bindings::imports::vakt::plugin::types::{CallContext, Manifest, PluginError};
-pub use host::{log, secrets, settings, smtp};
+pub use host::{files, log, secrets, settings, smtp};
 pub use manifest::{ManifestBuilder, Role};
 pub use roles::{
     GenericPlugin, IdentityPlugin, MailPlugin, Plugin, TicketingPlugin, identity, mail, ticketing,

@@ -37,6 +37,7 @@ impl Manifest {
                 smtp: false,
                 secrets: Vec::new(),
                 settings: Vec::new(),
+                files: Vec::new(),
             },
         }
     }
@@ -73,6 +74,12 @@ impl ManifestBuilder {
         self
     }
 
+    /// Asks for a granted file by name, read with [`crate::files::read`].
+    pub fn file(mut self, name: impl Into<String>) -> Self {
+        push_unique(&mut self.manifest.files, name.into());
+        self
+    }
+
     pub fn build(self) -> Manifest {
         self.manifest
     }
@@ -101,6 +108,8 @@ mod tests {
             .setting("base-url")
             .setting("base-url")
             .secret("api-key")
+            .file("users")
+            .file("users")
             .build();
         assert_eq!(m.name, "redmine");
         assert_eq!(m.version, "1.2.0");
@@ -108,6 +117,7 @@ mod tests {
         assert!(!m.smtp);
         assert_eq!(m.settings, vec!["base-url"]);
         assert_eq!(m.secrets, vec!["api-key"]);
+        assert_eq!(m.files, vec!["users"]);
         let m = for_role(m, Role::Ticketing);
         assert_eq!(m.role, "ticketing");
     }
@@ -116,5 +126,6 @@ mod tests {
     fn an_empty_manifest_asks_for_nothing() {
         let m = Manifest::builder("noop", "0.1.0").build();
         assert!(!m.http && !m.smtp && m.secrets.is_empty() && m.settings.is_empty());
+        assert!(m.files.is_empty());
     }
 }
