@@ -21,6 +21,7 @@
 # and kept in $DIR/token (mode 0600).
 #
 # Environment: VAKT_SERVERS_DIR (default target/test-servers), VAKT_SCIM_PORT
+# (pins the port; otherwise the first free one from 8700, remembered)
 # (default 8700), VAKT_SCIM_PYTHON (the Python that makes the venv; default
 # Debian's /usr/bin/python3, whose python3-venv is installed when missing).
 set -euo pipefail
@@ -31,7 +32,16 @@ BASE_DIR=${VAKT_SERVERS_DIR:-$ROOT/target/test-servers}
 case $BASE_DIR in /*) ;; *) BASE_DIR=$ROOT/$BASE_DIR ;; esac
 DIR=$BASE_DIR/scim
 VENV=$DIR/venv
-PORT=${VAKT_SCIM_PORT:-8700}
+# The port: VAKT_SCIM_PORT pins it; otherwise the one this state dir used
+# last, or 8700, or the next free one up to 8799 (remembered in $DIR/port),
+# so two checkouts on one machine do not fight over a port.
+if [[ -n ${VAKT_SCIM_PORT:-} ]]; then
+    PORT=$VAKT_SCIM_PORT
+    PINNED=1
+else
+    PORT=$(cat "$DIR/port" 2>/dev/null || echo 8700)
+    PINNED=0
+fi
 HOST=127.0.0.1
 # Pinned, so a new upload cannot change the server under the tests.
 PACKAGES=(scim2-server==0.8.3 "scim2-tester[httpx2]==0.5.2")
@@ -140,8 +150,15 @@ do_start() {
         for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     fi
     if port_taken; then
-        die "port $PORT on $HOST is taken by another program; set VAKT_SCIM_PORT"
+        [[ $PINNED == 1 ]] && die "port $PORT on $HOST is taken by another program; set another VAKT_SCIM_PORT"
+        local p
+        for p in $(seq 8700 8799); do
+            PORT=$p
+            port_taken || break
+        done
+        port_taken && die "no free port from 8700 to 8799 on $HOST; set VAKT_SCIM_PORT"
     fi
+    echo "$PORT" >"$DIR/port"
     local tok
     tok=$(token)
     # setsid: the server outlives this script and the test that started it.
