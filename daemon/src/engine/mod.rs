@@ -30,6 +30,7 @@ use crate::workflow::plan::Plan;
 
 pub use model::{Action, CallOutcome, Event, Record, Rejection, StepError, Ts};
 pub use state::{Instance, Status};
+pub use task::{check_decision, is_assignee};
 
 /// The most steps one transition may run before it yields: a bound on
 /// data-driven work (a huge foreach), not on loops, which must pause.

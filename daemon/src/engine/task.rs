@@ -11,9 +11,11 @@ use serde_json::{Value, json};
 
 use super::exec::{cancel_timers, complete_step, set_timer, timeout_step};
 use super::model::{Record, Rejection, StepError, TimerPurpose, Vote, rfc3339};
-use super::state::Task;
+use super::state::{Instance, Task};
 use super::{Cx, context};
-use crate::workflow::plan::{Approval, Assignee, Deadline, NodeId, NodeKind, Quorum};
+use crate::workflow::plan::{
+    Approval, Assignee, Deadline, DecisionOption, NodeId, NodeKind, Plan, Quorum,
+};
 
 fn approval<'p>(cx: &Cx<'p>, node: NodeId) -> Option<&'p Approval> {
     match &cx.plan.node(node).kind {
@@ -192,29 +194,44 @@ fn open_task<'p>(cx: &Cx<'p>, task: u32) -> Result<(Task, &'p Approval), Rejecti
     Ok((t, a))
 }
 
-/// Whether `by` (holding `roles`) is an assignee of the task.
-fn is_assignee(assignees: &[String], by: &str, roles: &[String]) -> bool {
-    let by = by.to_lowercase();
+/// Whether `by` (holding workflow `roles`) is an assignee of the task:
+/// the address itself (any case) or a `role:` entry it holds.
+pub fn is_assignee(assignees: &[String], by: &str, roles: &[String]) -> bool {
     assignees.iter().any(|a| {
-        *a == by
+        a.eq_ignore_ascii_case(by)
             || a.strip_prefix("role:")
                 .is_some_and(|r| roles.iter().any(|x| x == r))
     })
 }
 
-pub fn decide(
-    cx: &mut Cx,
+/// The checks a decision must pass, the comment aside: the instance runs,
+/// the task is open, `by` is an assignee and may approve, the option exists,
+/// `by` has not voted. `decide` uses it; so do the link pages and the API,
+/// to refuse before asking a person to confirm. Returns the approval and
+/// the option.
+pub fn check_decision<'p>(
+    plan: &'p Plan,
+    st: &Instance,
     task: u32,
     by: &str,
     roles: &[String],
     option: &str,
-    comment: Option<String>,
-) -> Result<(), Rejection> {
-    let (t, a) = open_task(cx, task)?;
+) -> Result<(&'p Approval, &'p DecisionOption), Rejection> {
+    if st.status.is_final() {
+        return Err(Rejection::Finished);
+    }
+    let t = st
+        .tasks
+        .get(&task)
+        .filter(|t| t.open)
+        .ok_or(Rejection::TaskNotOpen(task))?;
+    let NodeKind::Approval(a) = &plan.node(t.node).kind else {
+        return Err(Rejection::TaskNotOpen(task));
+    };
     if !is_assignee(&t.assignees, by, roles) {
         return Err(Rejection::NotAssignee(by.to_owned()));
     }
-    if a.no_self_approval && by.eq_ignore_ascii_case(&cx.st.started_by) {
+    if a.no_self_approval && by.eq_ignore_ascii_case(&st.started_by) {
         return Err(Rejection::SelfApproval);
     }
     let Some(opt) = a.options.iter().find(|o| o.id == option) else {
@@ -228,12 +245,24 @@ pub fn decide(
                 .join(", "),
         });
     };
+    if t.votes.iter().any(|v| v.by.eq_ignore_ascii_case(by)) {
+        return Err(Rejection::AlreadyDecided(by.to_owned()));
+    }
+    Ok((a, opt))
+}
+
+pub fn decide(
+    cx: &mut Cx,
+    task: u32,
+    by: &str,
+    roles: &[String],
+    option: &str,
+    comment: Option<String>,
+) -> Result<(), Rejection> {
+    let (a, opt) = check_decision(cx.plan, &cx.st, task, by, roles, option)?;
     let comment = comment.filter(|c| !c.trim().is_empty());
     if (a.require_comment || opt.require_comment) && comment.is_none() {
         return Err(Rejection::CommentRequired);
-    }
-    if t.votes.iter().any(|v| v.by.eq_ignore_ascii_case(by)) {
-        return Err(Rejection::AlreadyDecided(by.to_owned()));
     }
     cx.emit(Record::TaskVoted {
         task,

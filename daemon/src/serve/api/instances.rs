@@ -160,6 +160,22 @@ fn load(s: &Shared, id: &str) -> Result<Instance, ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("no instance `{id}`")))
 }
 
+/// Refuses (409) an event for an instance that has finished.
+fn unfinished(s: &Shared, id: &str) -> Result<(), ApiError> {
+    let i = load(s, id)?;
+    if i.status.is_final() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "finished",
+            format!(
+                "instance `{id}` has already finished ({})",
+                i.status.as_str()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn instance_view(s: &Shared, i: &Instance) -> Value {
     let plan = s.runtime.plan_for(&i.hash).ok();
     let tasks: Vec<Value> = i
@@ -268,17 +284,7 @@ pub async fn signal(
         ));
     }
     let data = json_body(body, Value::Null)?;
-    let i = load(&s, &id)?;
-    if i.status.is_final() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "finished",
-            format!(
-                "instance `{id}` has already finished ({})",
-                i.status.as_str()
-            ),
-        ));
-    }
+    unfinished(&s, &id)?;
     s.runtime
         .event(
             &id,
@@ -310,17 +316,7 @@ pub async fn cancel(
     caller.require(RUNS, "cancelling an instance")?;
     let body: CancelBody = serde_json::from_value(json_body(body, json!({}))?)
         .map_err(|e| ApiError::bad_request(format!("cancel body: {e}")))?;
-    let i = load(&s, &id)?;
-    if i.status.is_final() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "finished",
-            format!(
-                "instance `{id}` has already finished ({})",
-                i.status.as_str()
-            ),
-        ));
-    }
+    unfinished(&s, &id)?;
     let reason = body
         .reason
         .unwrap_or_else(|| "cancelled through the API".into());

@@ -6,7 +6,7 @@
 //! anyone, decide only tasks assigned to them. Every decision records the
 //! token's principal.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use axum::Json;
@@ -60,11 +60,7 @@ pub fn task_view(plan: Option<&Plan>, i: &Instance, n: u32, t: &Task) -> Value {
 
 /// Whether `address` (holding workflow `roles`) is among a task's assignees.
 fn assigned(t: &Task, address: &str, roles: &[String]) -> bool {
-    t.assignees.iter().any(|a| {
-        a.eq_ignore_ascii_case(address)
-            || a.strip_prefix("role:")
-                .is_some_and(|r| roles.iter().any(|x| x == r))
-    })
+    crate::engine::is_assignee(&t.assignees, address, roles)
 }
 
 #[derive(Deserialize)]
@@ -92,16 +88,22 @@ pub async fn list(
     let store = s.runtime.store();
     let address = caller.0.address.clone();
     let roles = s.config.roles_of(&address);
-    // Which instances to look at: from the open-task index, or (for `all`)
-    // the instance index.
-    let mut ids: BTreeSet<(String, Option<u32>)> = BTreeSet::new();
+    // Which instances (and which of their tasks: `None`, all) to look at:
+    // from the open-task index, or (for `all`) the instance index.
+    let mut ids: BTreeMap<String, Option<BTreeSet<u32>>> = BTreeMap::new();
+    let mut wanted = |id: String, n: Option<u32>| {
+        let tasks = ids.entry(id).or_insert_with(|| n.map(|_| BTreeSet::new()));
+        if let (Some(set), Some(n)) = (tasks, n) {
+            set.insert(n);
+        }
+    };
     if all {
         for (_, _, id) in store.list_instances(None, None, limit)? {
-            ids.insert((id, None));
+            wanted(id, None);
         }
     } else if caller.sees_all() {
         for (_, id, n) in store.all_open_tasks(limit * 4)? {
-            ids.insert((id, Some(n)));
+            wanted(id, Some(n));
         }
     } else {
         let mut names = vec![address.clone(), address.to_lowercase()];
@@ -110,26 +112,18 @@ pub async fn list(
         names.dedup();
         for name in names {
             for (id, n) in store.open_tasks_of(&name)? {
-                ids.insert((id, Some(n)));
+                wanted(id, Some(n));
             }
         }
     }
     let mut out = Vec::new();
-    let mut last: Option<(String, Instance)> = None;
-    for (id, n) in ids {
-        let inst = match &last {
-            Some((lid, i)) if *lid == id => i.clone(),
-            _ => match super::readable(&s, &id) {
-                Some(i) => {
-                    last = Some((id.clone(), i.clone()));
-                    i
-                }
-                None => continue,
-            },
+    for (id, only) in ids {
+        let Some(inst) = super::readable(&s, &id) else {
+            continue;
         };
         let plan = s.runtime.plan_for(&inst.hash).ok();
         for (tn, t) in &inst.tasks {
-            if n.is_some_and(|n| n != *tn) || (!all && !t.open) {
+            if only.as_ref().is_some_and(|o| !o.contains(tn)) || (!all && !t.open) {
                 continue;
             }
             if !caller.sees_all() && !assigned(t, &address, &roles) {

@@ -222,12 +222,7 @@ impl Mailer {
         if linked {
             blocks.push(links_note(address, expires));
         }
-        let (mut text, mut html) = (String::new(), String::new());
-        for b in &blocks {
-            b.render(&mut text, &mut html);
-            html.push('\n');
-        }
-        text.push_str("-- \nvakt\n");
+        let (text, html) = super::render::body(&blocks);
         let of = part.map_or(String::new(), |(k, m)| format!(" (part {k} of {m})"));
         let what = if n == 1 { "decision" } else { "decisions" };
         Mail {
@@ -236,7 +231,7 @@ impl Mailer {
                 clip(&one_line(&plan.title), 150)
             ),
             text,
-            html: format!("<!doctype html><html><body>\n{html}</body></html>"),
+            html,
         }
     }
 }

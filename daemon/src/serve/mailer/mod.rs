@@ -247,15 +247,11 @@ impl Mailer {
         if linked {
             blocks.push(links_note(address, expires));
         }
-        let (mut text, mut html) = (String::new(), String::new());
-        for b in &blocks {
-            b.render(&mut text, &mut html);
-        }
-        text.push_str("-- \nvakt\n");
+        let (text, html) = render::body(&blocks);
         Mail {
             subject: format!("{subject}: {}", clip(&title, 150)),
             text,
-            html: format!("<!doctype html><html><body>{html}</body></html>"),
+            html,
         }
     }
     /// When links mailed now expire.

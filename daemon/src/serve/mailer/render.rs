@@ -58,6 +58,21 @@ impl Block {
 }
 
 /// The reason as a word: in idempotency keys, logs and metric labels.
+/// A whole mail body from its blocks: plain text with the signature, and
+/// an HTML document.
+pub(super) fn body(blocks: &[Block]) -> (String, String) {
+    let (mut text, mut html) = (String::new(), String::new());
+    for b in blocks {
+        b.render(&mut text, &mut html);
+        html.push('\n');
+    }
+    text.push_str("-- \nvakt\n");
+    (
+        text,
+        format!("<!doctype html><html><body>\n{html}</body></html>"),
+    )
+}
+
 pub(super) fn reason_word(reason: NotifyReason) -> &'static str {
     match reason {
         NotifyReason::Opened => "opened",

@@ -34,7 +34,6 @@ use super::links::{LinkClaim, LinkError, marker};
 use crate::engine::model::rfc3339;
 use crate::engine::{Event, Rejection};
 use crate::runtime::RuntimeError;
-use crate::workflow::plan::NodeKind;
 
 /// The longest comment a page accepts, in characters.
 const MAX_COMMENT: usize = 10_000;
@@ -159,45 +158,16 @@ fn check(s: &Shared, token: &str) -> Result<(LinkClaim, View), Failure> {
         .tasks
         .get(&claim.task)
         .ok_or_else(|| Failure::NotFound("This task does not exist".into()))?;
-    if instance.status.is_final() {
-        return Err(Failure::Rejected(Rejection::Finished));
-    }
-    if !task.open {
-        return Err(Failure::Rejected(Rejection::TaskNotOpen(claim.task)));
-    }
-    if task
-        .votes
-        .iter()
-        .any(|v| v.by.eq_ignore_ascii_case(&claim.assignee))
-    {
-        return Err(Failure::Rejected(Rejection::AlreadyDecided(
-            claim.assignee.clone(),
-        )));
-    }
     let roles = s.config.roles_of(&claim.assignee);
-    let assigned = task.assignees.iter().any(|a| {
-        a.eq_ignore_ascii_case(&claim.assignee)
-            || a.strip_prefix("role:")
-                .is_some_and(|r| roles.iter().any(|x| x == r))
-    });
-    if !assigned {
-        let who = claim.assignee.clone();
-        return Err(Failure::Rejected(Rejection::NotAssignee(who)));
-    }
-    let NodeKind::Approval(a) = &plan.node(task.node).kind else {
-        return Err(Failure::Internal);
-    };
-    let Some(opt) = a.options.iter().find(|o| o.id == claim.option) else {
-        return Err(Failure::Rejected(Rejection::UnknownOption {
-            option: claim.option.clone(),
-            options: a
-                .options
-                .iter()
-                .map(|o| o.id.as_str())
-                .collect::<Vec<_>>()
-                .join(", "),
-        }));
-    };
+    let (a, opt) = crate::engine::check_decision(
+        &plan,
+        &instance,
+        claim.task,
+        &claim.assignee,
+        &roles,
+        &claim.option,
+    )
+    .map_err(Failure::Rejected)?;
     let view = View {
         title: task.title.clone(),
         description: task.description.clone(),
