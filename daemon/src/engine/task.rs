@@ -259,7 +259,7 @@ pub fn decide(
     option: &str,
     comment: Option<String>,
 ) -> Result<(), Rejection> {
-    let (a, opt) = check_decision(cx.plan, &cx.st, task, by, roles, option)?;
+    let (a, opt) = check_decision(cx.plan, cx.st, task, by, roles, option)?;
     let comment = comment.filter(|c| !c.trim().is_empty());
     if (a.require_comment || opt.require_comment) && comment.is_none() {
         return Err(Rejection::CommentRequired);
