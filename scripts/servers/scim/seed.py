@@ -92,7 +92,15 @@ def prune(out_dir: str, token: str, max_age: float = 3600) -> None:
     now = time.time()
     for name in os.listdir(out_dir):
         path = os.path.join(out_dir, name)
-        if not name.endswith(".json") or now - os.path.getmtime(path) < max_age:
+        try:
+            if not name.endswith(".json") or now - os.path.getmtime(path) < max_age:
+                continue
+            # Claim it: seeds run in parallel (one per test), and only the one
+            # whose rename succeeds empties that tenant.
+            claimed = f"{path}.pruning-{os.getpid()}"
+            os.rename(path, claimed)
+            path = claimed
+        except FileNotFoundError:
             continue
         try:
             with open(path, encoding="utf-8") as f:
